@@ -1,0 +1,9 @@
+//! JiT-Music: a JiT ("Just image Transformer") diffusion model for piano rolls, with the data
+//! path, samplers and checkpoints it needs, and a CLAP/VST3 MIDI plugin behind the `plugin`
+//! feature.
+//!
+//! Data flow: `.mid` -> [`midi::Score`] -> [`roll::PianoRoll`] -> model input in `[-1, 1]`;
+//! the samplers in [`sampler`] turn noise into a roll, and [`roll::roll_to_notes`] back into notes.
+
+pub mod midi;
+pub mod roll;
