@@ -52,7 +52,9 @@ fn rolls_match_pretty_midi_exactly() {
         }
         assert_eq!(mismatches, 0, "{name}: {mismatches} cells differ");
         // And the stored u8 form (what the original's dataset keeps) agrees too.
-        let roll = score_to_roll(&score, &RollOptions::pretty_midi(16)).unwrap().roll;
+        let roll = score_to_roll(&score, &RollOptions::pretty_midi(16))
+            .unwrap()
+            .roll;
         for pitch in 0..128 {
             for f in 0..frames {
                 // Pitch bends make fractional values, which the golden u8 truncates.
@@ -82,7 +84,9 @@ fn note_runs_match_golden() {
             .map(|r| (r[0] as u8, r[1] as usize, r[2] as usize))
             .collect();
         let score = read_file(&common::golden_midi(&name)).unwrap();
-        let full = score_to_roll(&score, &RollOptions::pretty_midi(16)).unwrap().roll;
+        let full = score_to_roll(&score, &RollOptions::pretty_midi(16))
+            .unwrap()
+            .roll;
         let roll: PianoRoll = full.crop(0, full.frames().min(4096));
         let ours: BTreeSet<(u8, usize, usize)> = roll_to_notes(&roll, 0.5, Velocity::Fixed(100))
             .iter()

@@ -6,7 +6,9 @@
 //! note-off, instruments are keyed by (program, channel, track), and control changes that come
 //! before an instrument's first note are shared the way pretty_midi's "stragglers" are.
 
-use super::{ControlChange, Instrument, MidiError, Note, PitchBend, Score, TempoMap, TimeSignature};
+use super::{
+    ControlChange, Instrument, MidiError, Note, PitchBend, Score, TempoMap, TimeSignature,
+};
 use midly::{MetaMessage, MidiMessage, Timing, TrackEventKind};
 use std::collections::HashMap;
 

@@ -53,7 +53,9 @@ pub fn write_smf(spec: &MidiWriteSpec, notes: &[WriteNote]) -> Vec<u8> {
     } else {
         120.0
     };
-    let usec = (60_000_000.0 / bpm).round().clamp(1.0, f64::from(0x00ff_ffffu32)) as u32;
+    let usec = (60_000_000.0 / bpm)
+        .round()
+        .clamp(1.0, f64::from(0x00ff_ffffu32)) as u32;
     let (num, den) = spec.time_signature;
     let den_pow = (den.max(1) as f64).log2().round() as u8;
 

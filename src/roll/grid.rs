@@ -144,7 +144,10 @@ impl ScoreRoll {
 pub const MAX_FRAMES: usize = 2 * 3600 * 64;
 
 /// Convert a score. Errors only when the roll would be absurdly long.
-pub fn score_to_roll(score: &Score, opts: &RollOptions) -> Result<ScoreRoll, crate::midi::MidiError> {
+pub fn score_to_roll(
+    score: &Score,
+    opts: &RollOptions,
+) -> Result<ScoreRoll, crate::midi::MidiError> {
     match opts.grid {
         Grid::Seconds { fps } => {
             let roll = if opts.articulation || !opts.sustain_pedal {
@@ -171,7 +174,10 @@ fn too_long(frames: usize) -> crate::midi::MidiError {
 }
 
 /// pretty_midi's `PrettyMIDI.get_piano_roll(fs)` as raw f64 velocities `[128, T]`, bit-exact.
-pub fn pretty_midi_roll(score: &Score, fs: u32) -> Result<(usize, Vec<f64>), crate::midi::MidiError> {
+pub fn pretty_midi_roll(
+    score: &Score,
+    fs: u32,
+) -> Result<(usize, Vec<f64>), crate::midi::MidiError> {
     let fs = f64::from(fs);
     let t = |tick: u64| score.tempo.tick_to_time(tick);
     let mut rolls: Vec<(usize, Vec<f64>)> = Vec::new();
@@ -401,7 +407,11 @@ fn grid_frame(tick: u64, spb: u64, residue: u64, ppq: u64) -> i64 {
     (u + ppq as i64 / 2).div_euclid(ppq as i64)
 }
 
-fn beats_roll(score: &Score, spb: u32, opts: &RollOptions) -> Result<ScoreRoll, crate::midi::MidiError> {
+fn beats_roll(
+    score: &Score,
+    spb: u32,
+    opts: &RollOptions,
+) -> Result<ScoreRoll, crate::midi::MidiError> {
     let ppq = u64::from(score.ticks_per_beat.max(1));
     let spb64 = u64::from(spb);
     let notes: Vec<(&crate::midi::Instrument, &Note)> = score
@@ -451,7 +461,9 @@ fn beats_roll(score: &Score, spb: u32, opts: &RollOptions) -> Result<ScoreRoll, 
                 &notes
                     .iter()
                     .zip(&onset_frames)
-                    .map(|((_, n), &g)| (g, n.pitch, grid_frame(n.end_tick, spb64, residue, ppq) - g))
+                    .map(|((_, n), &g)| {
+                        (g, n.pitch, grid_frame(n.end_tick, spb64, residue, ppq) - g)
+                    })
                     .collect::<Vec<_>>(),
                 frames_per_bar,
                 residue == 0,
@@ -508,7 +520,11 @@ fn beats_roll(score: &Score, spb: u32, opts: &RollOptions) -> Result<ScoreRoll, 
 /// onsets: long notes, low notes and chords weigh more on downbeats, and the half-bar helps.
 /// A file quantised to tick 0 (`prefer_zero`) keeps its bar lines at 0 unless the evidence for
 /// another phase is clearly stronger.
-pub fn estimate_bar_offset(onsets: &[(i64, u8, i64)], frames_per_bar: usize, prefer_zero: bool) -> usize {
+pub fn estimate_bar_offset(
+    onsets: &[(i64, u8, i64)],
+    frames_per_bar: usize,
+    prefer_zero: bool,
+) -> usize {
     if frames_per_bar == 0 || onsets.is_empty() {
         return 0;
     }

@@ -8,12 +8,12 @@ mod grid;
 mod notes;
 mod png;
 
+pub use grid::MAX_FRAMES;
 pub use grid::{
-    estimate_bar_offset, pretty_midi_roll, read_pop909_downbeats, score_to_roll, BeatsAlignment, Grid, RollOptions,
-    ScoreRoll,
+    estimate_bar_offset, pretty_midi_roll, read_pop909_downbeats, score_to_roll, BeatsAlignment,
+    Grid, RollOptions, ScoreRoll,
 };
 pub use notes::{notes_to_roll, roll_to_notes, RollNote, Velocity};
-pub use grid::MAX_FRAMES;
 pub use png::{render_png, write_png};
 
 /// Number of pitch rows.

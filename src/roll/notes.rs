@@ -87,7 +87,12 @@ pub fn notes_to_roll(notes: &[RollNote], frames: usize) -> PianoRoll {
         }
         let v = velocity_to_u8(f64::from(n.velocity));
         let end = n.end.min(frames);
-        for x in roll.row_mut(n.pitch as usize).iter_mut().take(end).skip(n.start) {
+        for x in roll
+            .row_mut(n.pitch as usize)
+            .iter_mut()
+            .take(end)
+            .skip(n.start)
+        {
             *x = (*x).max(v);
         }
     }

@@ -1,0 +1,58 @@
+//! `JiTBlock`: adaLN-modulated attention and SwiGLU, each behind a gate, with RMSNorm.
+
+use super::attention::Attention;
+use super::linear::Linear;
+use super::norm::{norm_modulate, silu, RmsNorm};
+use super::swiglu::SwiGlu;
+use super::{JitConfig, Path};
+use candle_core::{Result, Tensor};
+use candle_nn::VarBuilder;
+
+#[derive(Debug, Clone)]
+pub struct JitBlock {
+    pub norm1: RmsNorm,
+    pub attn: Attention,
+    pub norm2: RmsNorm,
+    pub mlp: SwiGlu,
+    pub ada: Linear, // "ada.1": ada.0 is the SiLU
+}
+
+impl JitBlock {
+    pub fn new(cfg: &JitConfig, vb: VarBuilder) -> Result<Self> {
+        let d = cfg.hidden_size;
+        Ok(Self {
+            norm1: RmsNorm::new(d, vb.pp("norm1"))?,
+            attn: Attention::new(d, cfg.num_heads, vb.pp("attn"))?,
+            norm2: RmsNorm::new(d, vb.pp("norm2"))?,
+            mlp: SwiGlu::new(d, cfg.mlp_hidden(), vb.pp("mlp"))?,
+            ada: Linear::new(d, 6 * d, true, vb.pp("ada.1"))?,
+        })
+    }
+
+    /// x `[B, N, D]`, silu(c) `[B, D]` -> `[B, N, D]`.
+    pub fn forward(&self, x: &Tensor, c_act: &Tensor, path: Path) -> Result<Tensor> {
+        let (b, n, d) = x.dims3()?;
+        let mods = self.ada.forward(c_act)?.chunk(6, 1)?; // 6 x [B, D]
+        let (shift1, scale1, gate1) = (&mods[0], &mods[1], &mods[2]);
+        let (shift2, scale2, gate2) = (&mods[3], &mods[4], &mods[5]);
+
+        let h = norm_modulate(x, &self.norm1, shift1, scale1, path)?; // [B, N, D]
+        let a = self
+            .attn
+            .forward(&h.reshape((b * n, d))?, b, path)?
+            .reshape((b, n, d))?;
+        let x = (x + a.broadcast_mul(&gate1.unsqueeze(1)?)?)?;
+
+        let h = norm_modulate(&x, &self.norm2, shift2, scale2, path)?;
+        let m = self
+            .mlp
+            .forward(&h.reshape((b * n, d))?)?
+            .reshape((b, n, d))?;
+        x + m.broadcast_mul(&gate2.unsqueeze(1)?)?
+    }
+}
+
+/// SiLU of the conditioning vector, shared by every block's `ada` (computed once per forward).
+pub fn ada_input(c: &Tensor) -> Result<Tensor> {
+    silu(c)
+}

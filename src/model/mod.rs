@@ -1,0 +1,181 @@
+//! The JiT-Music network (the original's `JiTMusic`), one concept per file. Weight names and
+//! shapes are the original state_dict's, so weights move between the two without a mapping.
+
+mod attention;
+mod block;
+mod config;
+mod embed;
+mod final_layer;
+mod linear;
+mod norm;
+mod patch_embed;
+mod pos_embed;
+mod swiglu;
+
+pub use attention::Attention;
+pub use block::JitBlock;
+pub use config::JitConfig;
+pub use embed::{timestep_embedding, LabelEmbedder, TimestepEmbedder};
+pub use final_layer::FinalLayer;
+pub use linear::Linear;
+pub use norm::{rms_norm, RmsNorm};
+pub use patch_embed::BottleneckPatchEmbed;
+pub use pos_embed::sincos_2d;
+pub use swiglu::SwiGlu;
+
+use candle_core::{DType, Result, Tensor};
+use candle_nn::VarBuilder;
+
+/// Which ops the forward uses. Fused candle kernels (`rms_norm`, `softmax_last_dim`) are fast but
+/// have no backward: a training graph through them silently gets no gradient. Both paths compute
+/// the same function (a test keeps them equal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    Inference,
+    Training,
+}
+
+/// The network: `x_pred = net(z, t, y)`.
+#[derive(Debug, Clone)]
+pub struct JiT {
+    pub cfg: JitConfig,
+    pub x_embedder: BottleneckPatchEmbed,
+    pub pos_embed: Tensor, // [1, N, D], fixed
+    pub t_embedder: TimestepEmbedder,
+    pub y_embedder: LabelEmbedder,
+    pub blocks: Vec<JitBlock>,
+    pub final_layer: FinalLayer,
+}
+
+impl JiT {
+    /// Build from a `VarBuilder` whose names are the original state_dict's. With a `VarMap`
+    /// builder this creates trainable variables initialised as the original does.
+    pub fn new(cfg: &JitConfig, vb: VarBuilder) -> Result<Self> {
+        cfg.validate().map_err(candle_core::Error::msg)?;
+        let d = cfg.hidden_size;
+        let pos_embed = sincos_2d(d, cfg.grid_h(), cfg.grid_w(), vb.device())?;
+        let blocks = (0..cfg.depth)
+            .map(|i| JitBlock::new(cfg, vb.pp(format!("blocks.{i}"))))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            cfg: cfg.clone(),
+            t_embedder: TimestepEmbedder::new(d, vb.pp("t_embedder"))?,
+            y_embedder: LabelEmbedder::new(cfg.num_classes, d, vb.pp("y_embedder"))?,
+            x_embedder: BottleneckPatchEmbed::new(cfg, vb.pp("x_embedder"))?,
+            pos_embed,
+            blocks,
+            final_layer: FinalLayer::new(
+                d,
+                cfg.patch_h * cfg.patch_w,
+                cfg.in_channels,
+                vb.pp("final_layer"),
+            )?,
+        })
+    }
+
+    /// The null (unconditional) label.
+    pub fn null_label(&self) -> u32 {
+        self.cfg.num_classes as u32
+    }
+
+    /// z `[B, 1, H, W]`, t `[B]`, y `[B]` -> x_pred `[B, 1, H, W]`, in z's dtype.
+    pub fn forward(&self, z: &Tensor, t: &Tensor, y: &Tensor, path: Path) -> Result<Tensor> {
+        let (b, _, _, _) = z.dims4()?;
+        let dt = z.dtype();
+        let (n, d) = (self.cfg.num_patches(), self.cfg.hidden_size);
+        let x = self.x_embedder.forward(z)?.reshape((b, n, d))?; // [B, N, D]
+        let mut x = x.broadcast_add(&self.pos_embed.to_dtype(dt)?)?;
+        let c = (self.t_embedder.forward(t, dt)? + self.y_embedder.forward(y, dt)?)?; // [B, D]
+        let c_act = block::ada_input(&c)?; // [B, D]
+        for blk in &self.blocks {
+            x = blk.forward(&x, &c_act, path)?;
+        }
+        let out = self.final_layer.forward(&x, &c_act, path)?; // [B*N, ph*pw*C]
+        self.unpatchify(&out, b)
+    }
+
+    /// Tokens `[B*N, ph*pw*C]` -> image `[B, C, H, W]`: token (gh, gw) fills rows gh*ph.. and
+    /// columns gw*pw.., as the original's `view(B, gh, gw, ph, pw, C).permute(0, 5, 1, 3, 2, 4)`.
+    pub fn unpatchify(&self, x: &Tensor, b: usize) -> Result<Tensor> {
+        let c = &self.cfg;
+        let (gh, gw, ph, pw, ch) = (c.grid_h(), c.grid_w(), c.patch_h, c.patch_w, c.in_channels);
+        x.reshape((b, gh, gw, ph, pw, ch))?
+            .permute((0, 5, 1, 3, 2, 4))? // [B, C, gh, ph, gw, pw]
+            .contiguous()?
+            .reshape((b, ch, c.input_h, c.input_w))
+    }
+
+    /// Every weight tensor under its state_dict name (`pos_embed` included, as the original saves).
+    pub fn named_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut v: Vec<(String, Tensor)> = Vec::new();
+        let lin = |v: &mut Vec<(String, Tensor)>, name: &str, l: &Linear| {
+            v.push((format!("{name}.weight"), l.weight.clone()));
+            if let Some(b) = &l.bias {
+                v.push((format!("{name}.bias"), b.clone()));
+            }
+        };
+        v.push(("pos_embed".into(), self.pos_embed.clone()));
+        lin(&mut v, "t_embedder.mlp.0", &self.t_embedder.mlp0);
+        lin(&mut v, "t_embedder.mlp.2", &self.t_embedder.mlp2);
+        v.push((
+            "y_embedder.embedding.weight".into(),
+            self.y_embedder.embedding.clone(),
+        ));
+        v.push((
+            "x_embedder.proj1.weight".into(),
+            self.x_embedder.proj1.clone(),
+        ));
+        v.push((
+            "x_embedder.proj2.weight".into(),
+            self.x_embedder.proj2.clone(),
+        ));
+        v.push((
+            "x_embedder.proj2.bias".into(),
+            self.x_embedder.proj2_bias.clone(),
+        ));
+        for (i, b) in self.blocks.iter().enumerate() {
+            let p = format!("blocks.{i}");
+            v.push((format!("{p}.norm1.weight"), b.norm1.weight.clone()));
+            lin(&mut v, &format!("{p}.attn.qkv"), &b.attn.qkv);
+            v.push((
+                format!("{p}.attn.q_norm.weight"),
+                b.attn.q_norm.weight.clone(),
+            ));
+            v.push((
+                format!("{p}.attn.k_norm.weight"),
+                b.attn.k_norm.weight.clone(),
+            ));
+            lin(&mut v, &format!("{p}.attn.proj"), &b.attn.proj);
+            v.push((format!("{p}.norm2.weight"), b.norm2.weight.clone()));
+            lin(&mut v, &format!("{p}.mlp.w12"), &b.mlp.w12);
+            lin(&mut v, &format!("{p}.mlp.w3"), &b.mlp.w3);
+            lin(&mut v, &format!("{p}.ada.1"), &b.ada);
+        }
+        v.push((
+            "final_layer.norm.weight".into(),
+            self.final_layer.norm.weight.clone(),
+        ));
+        lin(&mut v, "final_layer.linear", &self.final_layer.linear);
+        lin(&mut v, "final_layer.ada.1", &self.final_layer.ada);
+        v
+    }
+
+    /// Number of parameters (as PyTorch counts them, `pos_embed` included).
+    pub fn param_count(&self) -> usize {
+        self.named_tensors()
+            .iter()
+            .map(|(_, t)| t.elem_count())
+            .sum()
+    }
+
+    /// A copy with every weight in `dtype` (for bf16 inference on CUDA).
+    pub fn to_dtype(&self, dtype: DType) -> Result<Self> {
+        let map: std::collections::HashMap<String, Tensor> = self
+            .named_tensors()
+            .into_iter()
+            .map(|(k, t)| Ok((k, t.to_dtype(dtype)?)))
+            .collect::<Result<_>>()?;
+        let vb = VarBuilder::from_tensors(map, dtype, self.pos_embed.device());
+        JiT::new(&self.cfg, vb)
+    }
+}
