@@ -5,8 +5,10 @@
 //! Data flow: `.mid` -> [`midi::Score`] -> [`roll::PianoRoll`] -> model input in `[-1, 1]`;
 //! the samplers in [`sampler`] turn noise into a roll, and [`roll::roll_to_notes`] back into notes.
 
+pub mod checkpoint;
 pub mod diffusion;
 pub mod midi;
 pub mod model;
+pub mod pt;
 pub mod roll;
 pub mod sampler;

@@ -53,7 +53,13 @@ impl JiT {
     pub fn new(cfg: &JitConfig, vb: VarBuilder) -> Result<Self> {
         cfg.validate().map_err(candle_core::Error::msg)?;
         let d = cfg.hidden_size;
-        let pos_embed = sincos_2d(d, cfg.grid_h(), cfg.grid_w(), vb.device())?;
+        // Fixed, never trained: taken from the weights when they carry it (the original saves
+        // it), else computed.
+        let pos_embed = if vb.contains_tensor("pos_embed") {
+            vb.get((1, cfg.num_patches(), d), "pos_embed")?
+        } else {
+            sincos_2d(d, cfg.grid_h(), cfg.grid_w(), vb.device())?.to_dtype(vb.dtype())?
+        };
         let blocks = (0..cfg.depth)
             .map(|i| JitBlock::new(cfg, vb.pp(format!("blocks.{i}"))))
             .collect::<Result<Vec<_>>>()?;

@@ -1,0 +1,447 @@
+//! Checkpoints: safetensors whose metadata carries everything needed to rebuild and use the model
+//! (format version, model config, roll grid, objective and sampler defaults, class names, step).
+//!
+//! * An **inference** checkpoint holds one set of weights (the EMA) under the original's
+//!   state_dict names.
+//! * A **training** checkpoint holds `net.*` (live), `ema1.*`, `ema2.*` and the optimizer state;
+//!   loading it for inference picks a weight set (EMA-1 by default, as the original samples).
+//! * The original's `.pt` files (zip + pickle) load too, see [`crate::pt`].
+//!
+//! Writes go to a temporary file that is renamed over the target, so a crash never leaves a
+//! half-written checkpoint under the real name.
+
+use crate::diffusion::Objective;
+use crate::model::{JiT, JitConfig};
+use crate::roll::Grid;
+use crate::sampler::SamplerConfig;
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// Version of the metadata layout; bumped on incompatible changes.
+pub const FORMAT_VERSION: u32 = 1;
+/// Metadata key holding the JSON [`CheckpointMeta`].
+pub const META_KEY: &str = "jit_music";
+
+/// What a roll fed to the model looks like.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RollSpec {
+    pub grid: Grid,
+    /// Lowest pitch of row 0 (0 for the full 128-pitch roll).
+    pub pitch_low: u8,
+    /// Number of pitch rows (the model's `input_h`).
+    pub pitches: usize,
+    /// Frames per window (the model's `input_w`).
+    pub frames: usize,
+    /// Whether re-struck notes were kept apart in training data.
+    #[serde(default)]
+    pub articulation: bool,
+}
+
+impl RollSpec {
+    /// The original's data: 16 frames/s, 128 x `frames`, pretty_midi parity.
+    pub fn seconds(fps: u32, frames: usize) -> Self {
+        Self {
+            grid: Grid::Seconds { fps },
+            pitch_low: 0,
+            pitches: 128,
+            frames,
+            articulation: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Inference,
+    Training,
+}
+
+/// Everything a checkpoint says about itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointMeta {
+    pub format_version: u32,
+    pub kind: Kind,
+    /// A human name for menus ("JiT-Music POP909 XS").
+    #[serde(default)]
+    pub name: String,
+    pub config: JitConfig,
+    pub roll: RollSpec,
+    pub objective: Objective,
+    pub sampler: SamplerConfig,
+    /// Class names, index = label; empty for an unconditional (1-class) model.
+    #[serde(default)]
+    pub classes: Vec<String>,
+    pub step: u64,
+    /// Free-form provenance: data, command, losses, evaluation figures.
+    #[serde(default)]
+    pub info: serde_json::Value,
+}
+
+impl CheckpointMeta {
+    /// The label for a class given by name or index.
+    pub fn class_index(&self, class: &str) -> Result<u32, CheckpointError> {
+        let n = self.config.num_classes;
+        if let Ok(i) = class.parse::<usize>() {
+            if i < n {
+                return Ok(i as u32);
+            }
+        }
+        if let Some(i) = self
+            .classes
+            .iter()
+            .position(|c| c.eq_ignore_ascii_case(class))
+        {
+            return Ok(i as u32);
+        }
+        Err(CheckpointError::UnknownClass {
+            class: class.to_string(),
+            available: self.class_list(),
+        })
+    }
+
+    /// "0 (pop), 1 (chorales)" or "0" for an unnamed model.
+    pub fn class_list(&self) -> String {
+        (0..self.config.num_classes)
+            .map(|i| match self.classes.get(i) {
+                Some(name) => format!("{i} ({name})"),
+                None => i.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Why a checkpoint could not be used. Each message names the exact problem.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}: not a checkpoint at all ({1})")]
+    NotACheckpoint(String, String),
+    #[error(
+        "{0}: a safetensors file without JiT-Music metadata (was it written by another tool?)"
+    )]
+    NoMetadata(String),
+    #[error("{path}: checkpoint format version {found}, this build reads up to {supported}")]
+    Version {
+        path: String,
+        found: u32,
+        supported: u32,
+    },
+    #[error("{0}: bad metadata: {1}")]
+    BadMetadata(String, String),
+    #[error("{path}: missing tensor {name}")]
+    MissingTensor { path: String, name: String },
+    #[error("{path}: tensor {name} has shape {found:?} where {expected:?} is expected")]
+    Shape {
+        path: String,
+        name: String,
+        found: Vec<usize>,
+        expected: Vec<usize>,
+    },
+    #[error("{path}: tensor {name} has dtype {found:?}; expected f32, f16 or bf16")]
+    DType {
+        path: String,
+        name: String,
+        found: DType,
+    },
+    #[error("{path}: unexpected tensor {name} (a checkpoint of another model configuration?)")]
+    Unexpected { path: String, name: String },
+    #[error("{path}: no weight set `{which}` in this checkpoint")]
+    NoWeights { path: String, which: String },
+    #[error("unknown class `{class}`; this model has: {available}")]
+    UnknownClass { class: String, available: String },
+    #[error("{0}: {1}")]
+    Pt(String, String),
+    #[error("{0}")]
+    Candle(#[from] candle_core::Error),
+}
+
+/// Which weight set to use from a checkpoint that holds several.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Weights {
+    /// EMA-1 (decay 0.999), what the original samples with.
+    #[default]
+    Ema1,
+    Ema2,
+    /// The live (non-averaged) weights.
+    Live,
+}
+
+impl Weights {
+    pub fn prefix(&self) -> &'static str {
+        match self {
+            Weights::Ema1 => "ema1.",
+            Weights::Ema2 => "ema2.",
+            Weights::Live => "net.",
+        }
+    }
+}
+
+impl std::str::FromStr for Weights {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "ema1" => Ok(Weights::Ema1),
+            "ema2" => Ok(Weights::Ema2),
+            "live" | "model" => Ok(Weights::Live),
+            _ => Err(format!("weights must be ema1, ema2 or live, got `{s}`")),
+        }
+    }
+}
+
+/// A model's weights (original names) with its metadata, ready to build on a device.
+#[derive(Debug, Clone)]
+pub struct ModelWeights {
+    pub meta: CheckpointMeta,
+    /// Original state_dict names -> CPU tensors.
+    pub tensors: HashMap<String, Tensor>,
+    /// Where it came from (a path, or "embedded").
+    pub source: String,
+}
+
+impl ModelWeights {
+    /// Build the network on `device` in `dtype` (weights converted as needed).
+    pub fn build(&self, device: &Device, dtype: DType) -> Result<JiT, CheckpointError> {
+        let mut map = HashMap::with_capacity(self.tensors.len());
+        for (k, t) in &self.tensors {
+            map.insert(k.clone(), t.to_dtype(dtype)?.to_device(device)?);
+        }
+        let vb = VarBuilder::from_tensors(map, dtype, device);
+        Ok(JiT::new(&self.meta.config, vb)?)
+    }
+}
+
+/// Names and shapes of every weight of a config, in state_dict order.
+pub fn expected_shapes(cfg: &JitConfig) -> Result<Vec<(String, Vec<usize>)>, CheckpointError> {
+    cfg.validate()
+        .map_err(|e| CheckpointError::BadMetadata("config".into(), e))?;
+    let net = JiT::new(cfg, VarBuilder::zeros(DType::F32, &Device::Cpu))?;
+    Ok(net
+        .named_tensors()
+        .into_iter()
+        .map(|(k, t)| (k, t.dims().to_vec()))
+        .collect())
+}
+
+/// Check names, shapes and dtypes of `tensors` against `cfg`. `pos_embed` may be absent (it is
+/// fixed and recomputed).
+pub fn validate(
+    path: &str,
+    cfg: &JitConfig,
+    tensors: &HashMap<String, Tensor>,
+) -> Result<(), CheckpointError> {
+    let expected = expected_shapes(cfg)?;
+    for (name, shape) in &expected {
+        let Some(t) = tensors.get(name) else {
+            if name == "pos_embed" {
+                continue;
+            }
+            return Err(CheckpointError::MissingTensor {
+                path: path.into(),
+                name: name.clone(),
+            });
+        };
+        if t.dims() != shape.as_slice() {
+            return Err(CheckpointError::Shape {
+                path: path.into(),
+                name: name.clone(),
+                found: t.dims().to_vec(),
+                expected: shape.clone(),
+            });
+        }
+        if !matches!(t.dtype(), DType::F32 | DType::F16 | DType::BF16) {
+            return Err(CheckpointError::DType {
+                path: path.into(),
+                name: name.clone(),
+                found: t.dtype(),
+            });
+        }
+    }
+    let known: std::collections::HashSet<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
+    let mut extra: Vec<&String> = tensors
+        .keys()
+        .filter(|k| !known.contains(k.as_str()))
+        .collect();
+    extra.sort();
+    if let Some(name) = extra.first() {
+        return Err(CheckpointError::Unexpected {
+            path: path.into(),
+            name: (*name).clone(),
+        });
+    }
+    Ok(())
+}
+
+/// Write `tensors` with `meta` to `path` atomically (temp file + rename).
+pub fn save(
+    path: &Path,
+    tensors: &[(String, Tensor)],
+    meta: &CheckpointMeta,
+) -> Result<(), SaveError> {
+    let mut md = HashMap::new();
+    md.insert(
+        META_KEY.to_string(),
+        serde_json::to_string(meta).map_err(|e| SaveError::Format(e.to_string()))?,
+    );
+    md.insert("format".to_string(), "jit-music".to_string());
+    md.insert("format_version".to_string(), FORMAT_VERSION.to_string());
+    let data: Vec<(String, Tensor)> = tensors
+        .iter()
+        .map(|(k, t)| Ok((k.clone(), t.to_device(&Device::Cpu)?.contiguous()?)))
+        .collect::<candle_core::Result<_>>()?;
+    let views: Vec<(&str, &Tensor)> = data.iter().map(|(k, t)| (k.as_str(), t)).collect();
+    let tmp = tmp_path(path);
+    let result = (|| -> Result<(), SaveError> {
+        let bytes = serialize(&views, md)?;
+        write_synced(&tmp, &bytes)?;
+        std::fs::rename(&tmp, path)?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Serialize tensors to safetensors bytes with metadata (candle's `Tensor` is a safetensors `View`).
+fn serialize(views: &[(&str, &Tensor)], md: HashMap<String, String>) -> Result<Vec<u8>, SaveError> {
+    safetensors::tensor::serialize(views.iter().map(|(k, t)| (*k, *t)), Some(md))
+        .map_err(|e| SaveError::Format(e.to_string()))
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(format!(".tmp{}", std::process::id()));
+    path.with_file_name(name)
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+/// Why a checkpoint could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum SaveError {
+    #[error("cannot write checkpoint: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("cannot write checkpoint: {0}")]
+    Candle(#[from] candle_core::Error),
+    #[error("cannot write checkpoint: {0}")]
+    Format(String),
+}
+
+/// Parsed safetensors: metadata plus CPU tensors.
+pub struct RawCheckpoint {
+    pub meta: CheckpointMeta,
+    pub tensors: HashMap<String, Tensor>,
+}
+
+/// Read one of our checkpoints from bytes (`name` is for messages).
+pub fn read_bytes(name: &str, bytes: &[u8]) -> Result<RawCheckpoint, CheckpointError> {
+    let (_, st_meta) = safetensors::SafeTensors::read_metadata(bytes)
+        .map_err(|e| CheckpointError::NotACheckpoint(name.into(), e.to_string()))?;
+    let md = st_meta.metadata().clone().unwrap_or_default();
+    let Some(json) = md.get(META_KEY) else {
+        return Err(CheckpointError::NoMetadata(name.into()));
+    };
+    let version: u32 = md
+        .get("format_version")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(FORMAT_VERSION);
+    if version > FORMAT_VERSION {
+        return Err(CheckpointError::Version {
+            path: name.into(),
+            found: version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    let meta: CheckpointMeta = serde_json::from_str(json)
+        .map_err(|e| CheckpointError::BadMetadata(name.into(), e.to_string()))?;
+    if meta.format_version > FORMAT_VERSION {
+        return Err(CheckpointError::Version {
+            path: name.into(),
+            found: meta.format_version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    let tensors = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)
+        .map_err(|e| CheckpointError::NotACheckpoint(name.into(), e.to_string()))?;
+    Ok(RawCheckpoint { meta, tensors })
+}
+
+/// Select one weight set (original names) from a raw checkpoint and validate it.
+pub fn select_weights(
+    name: &str,
+    raw: RawCheckpoint,
+    which: Weights,
+) -> Result<ModelWeights, CheckpointError> {
+    let tensors = match raw.meta.kind {
+        Kind::Inference => raw.tensors,
+        Kind::Training => {
+            let p = which.prefix();
+            let t: HashMap<String, Tensor> = raw
+                .tensors
+                .into_iter()
+                .filter_map(|(k, v)| k.strip_prefix(p).map(|n| (n.to_string(), v)))
+                .collect();
+            if t.is_empty() {
+                return Err(CheckpointError::NoWeights {
+                    path: name.into(),
+                    which: p.trim_end_matches('.').into(),
+                });
+            }
+            t
+        }
+    };
+    validate(name, &raw.meta.config, &tensors)?;
+    let mut meta = raw.meta;
+    meta.kind = Kind::Inference;
+    Ok(ModelWeights {
+        meta,
+        tensors,
+        source: name.into(),
+    })
+}
+
+/// Load model weights from a path: our safetensors checkpoints (inference or training) or the
+/// original's `.pt` (by extension or zip magic).
+pub fn load(path: &Path, which: Weights) -> Result<ModelWeights, CheckpointError> {
+    let name = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
+        path: name.clone(),
+        source,
+    })?;
+    if bytes.starts_with(b"PK") {
+        return crate::pt::load_pt_bytes(&name, &bytes, which);
+    }
+    let raw = read_bytes(&name, &bytes)?;
+    select_weights(&name, raw, which)
+}
+
+/// Load an inference checkpoint from bytes (the embedded default model).
+pub fn load_bytes(name: &str, bytes: &[u8]) -> Result<ModelWeights, CheckpointError> {
+    select_weights(name, read_bytes(name, bytes)?, Weights::Ema1)
+}
+
+/// Save an inference checkpoint of `net`'s weights.
+pub fn save_inference(path: &Path, net: &JiT, meta: &CheckpointMeta) -> Result<(), SaveError> {
+    let mut meta = meta.clone();
+    meta.kind = Kind::Inference;
+    meta.format_version = FORMAT_VERSION;
+    save(path, &net.named_tensors(), &meta)
+}
