@@ -7,8 +7,10 @@
 
 pub mod checkpoint;
 pub mod diffusion;
+pub mod eval;
 pub mod midi;
 pub mod model;
 pub mod pt;
 pub mod roll;
 pub mod sampler;
+pub mod export;

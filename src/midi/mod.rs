@@ -233,18 +233,23 @@ impl TempoMap {
     }
 }
 
-/// Recursively find `.mid`/`.midi` files (any case) under `dir`, sorted.
+/// Recursively find `.mid`/`.midi` files (any case) under `dir`, sorted. Symlinked folders are
+/// followed (each real folder once), so a folder of links can combine corpora.
 pub fn find_midi_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
+        if let Ok(real) = std::fs::canonicalize(&d) {
+            if !seen.insert(real) {
+                continue;
+            }
+        }
         for entry in std::fs::read_dir(&d)? {
-            let entry = entry?;
-            let path = entry.path();
-            let ft = entry.file_type()?;
-            if ft.is_dir() {
+            let path = entry?.path();
+            if path.is_dir() {
                 stack.push(path);
-            } else if is_midi_path(&path) {
+            } else if is_midi_path(&path) && path.is_file() {
                 out.push(path);
             }
         }

@@ -1,0 +1,149 @@
+//! AdamW whose state can be saved (candle_nn's keeps its moments private), the learning-rate
+//! schedule, global gradient-norm clipping over a `GradStore`, and the two weight EMAs.
+
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Result, Tensor, Var};
+use serde::{Deserialize, Serialize};
+
+/// AdamW settings; defaults are the original's (lr 2e-4, betas (0.9, 0.95), weight decay 0.01).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdamWConfig {
+    pub lr: f64,
+    pub min_lr: f64,
+    pub warmup_steps: u64,
+    pub schedule: Schedule,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+    /// Global gradient-norm clip (0 = off).
+    pub clip_norm: f64,
+    /// Length of the final decay of the `wsd` schedule.
+    #[serde(default)]
+    pub decay_steps: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Schedule {
+    /// Cosine from `lr` to `min_lr` over the run.
+    Cosine,
+    /// `lr` throughout.
+    Constant,
+    /// Warmup-stable-decay: `lr` until the last `decay_steps`, then cosine to `min_lr`. Safe to
+    /// extend with `--resume --steps` while still in the stable phase.
+    Wsd,
+}
+
+impl AdamWConfig {
+    /// Linear warmup to `lr`, then cosine (or constant) down to `min_lr` at `total` steps.
+    pub fn lr_at(&self, step: u64, total: u64) -> f64 {
+        if step < self.warmup_steps {
+            return self.lr * (step + 1) as f64 / self.warmup_steps as f64;
+        }
+        match self.schedule {
+            Schedule::Constant => self.lr,
+            Schedule::Wsd => {
+                let start = total.saturating_sub(self.decay_steps).max(self.warmup_steps);
+                if step < start {
+                    self.lr
+                } else {
+                    let p = ((step - start) as f64 / (total - start).max(1) as f64).min(1.0);
+                    self.min_lr + (self.lr - self.min_lr) * 0.5 * (1.0 + (std::f64::consts::PI * p).cos())
+                }
+            }
+            Schedule::Cosine => {
+                let span = total.saturating_sub(self.warmup_steps).max(1) as f64;
+                let p = ((step - self.warmup_steps) as f64 / span).min(1.0);
+                self.min_lr + (self.lr - self.min_lr) * 0.5 * (1.0 + (std::f64::consts::PI * p).cos())
+            }
+        }
+    }
+}
+
+/// One trainable tensor with its optimizer moments and EMAs (all f32).
+pub struct Param {
+    pub name: String,
+    pub var: Var,
+    pub m: Tensor,
+    pub v: Tensor,
+    pub ema1: Tensor,
+    pub ema2: Tensor,
+}
+
+/// AdamW over named variables, with two EMAs of the weights.
+pub struct AdamW {
+    pub cfg: AdamWConfig,
+    pub params: Vec<Param>,
+    /// Optimizer steps taken (for bias correction).
+    pub t: u64,
+    pub ema_decays: (f64, f64),
+}
+
+impl AdamW {
+    /// Fresh state for `vars`; EMAs start as copies of the weights, as the original.
+    pub fn new(vars: Vec<(String, Var)>, cfg: AdamWConfig, ema_decays: (f64, f64)) -> Result<Self> {
+        let params = vars
+            .into_iter()
+            .map(|(name, var)| {
+                let z = var.zeros_like()?;
+                Ok(Param {
+                    name,
+                    m: z.clone(),
+                    v: z,
+                    ema1: var.as_tensor().copy()?,
+                    ema2: var.as_tensor().copy()?,
+                    var,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            cfg,
+            params,
+            t: 0,
+            ema_decays,
+        })
+    }
+
+    /// Global L2 norm of the gradients.
+    pub fn grad_norm(&self, grads: &GradStore) -> Result<f64> {
+        let mut total = 0f64;
+        for p in &self.params {
+            if let Some(g) = grads.get(p.var.as_tensor()) {
+                total += f64::from(g.sqr()?.sum_all()?.to_dtype(DType::F32)?.to_scalar::<f32>()?);
+            }
+        }
+        Ok(total.sqrt())
+    }
+
+    /// One AdamW step at learning rate `lr` (decoupled weight decay, as torch.optim.AdamW),
+    /// with global-norm clipping, then both EMA updates. Returns the pre-clip gradient norm.
+    pub fn step(&mut self, grads: &GradStore, lr: f64) -> Result<f64> {
+        let norm = self.grad_norm(grads)?;
+        let clip = if self.cfg.clip_norm > 0.0 && norm > self.cfg.clip_norm {
+            self.cfg.clip_norm / (norm + 1e-6)
+        } else {
+            1.0
+        };
+        self.t += 1;
+        let (b1, b2) = (self.cfg.beta1, self.cfg.beta2);
+        let bc1 = 1.0 - b1.powi(self.t as i32);
+        let bc2 = 1.0 - b2.powi(self.t as i32);
+        let (d1, d2) = self.ema_decays;
+        for p in &mut self.params {
+            let Some(g) = grads.get(p.var.as_tensor()) else {
+                continue;
+            };
+            let g = (g.to_dtype(DType::F32)? * clip)?;
+            p.m = ((&p.m * b1)? + (&g * (1.0 - b1))?)?;
+            p.v = ((&p.v * b2)? + (g.sqr()? * (1.0 - b2))?)?;
+            let w = p.var.as_tensor();
+            let update = ((&p.m / bc1)? / ((&p.v / bc2)?.sqrt()? + self.cfg.eps)?)?;
+            let w_new = ((w * (1.0 - lr * self.cfg.weight_decay))? - (update * lr)?)?;
+            p.var.set(&w_new)?;
+            p.ema1 = ((&p.ema1 * d1)? + (&w_new * (1.0 - d1))?)?;
+            p.ema2 = ((&p.ema2 * d2)? + (&w_new * (1.0 - d2))?)?;
+        }
+        Ok(norm)
+    }
+}
