@@ -43,7 +43,7 @@ fn loss_matches_original() {
         .to_vec1::<f32>()
         .unwrap()[0];
     let obj = Objective::default();
-    for path in [Path::Inference, Path::Training] {
+    for path in [Path::Inference, Path::Training, Path::Reference] {
         let loss = obj
             .v_loss(
                 |z, t, y| net.forward(z, t, y, path),

@@ -29,7 +29,7 @@ fn safetensors_metadata(path: &std::path::Path) -> HashMap<String, String> {
 fn check(file: &str) {
     let (net, t) = load_case(file);
     let want: Vec<f32> = t["output.x"].flatten_all().unwrap().to_vec1().unwrap();
-    for path in [Path::Inference, Path::Training] {
+    for path in [Path::Inference, Path::Training, Path::Reference] {
         let x = net
             .forward(&t["input.z"], &t["input.t"], &t["input.y"], path)
             .unwrap();

@@ -33,24 +33,28 @@ impl Attention {
         let n = bn / b;
         let h = self.num_heads;
         let hd = d / h;
-        let qkv = self
-            .qkv
-            .forward(x)? // [B*N, 3D]
+        let dt = x.dtype();
+        // 1/sqrt(hd) folded into the q-norm gain: identical scores, one op fewer.
+        let scale = 1.0 / (hd as f64).sqrt();
+        let qkv = self.qkv.forward(x)?; // [B*N, 3D]
+        if path.fused(&qkv) {
+            let o =
+                crate::ops::attention(&qkv, &self.q_norm.weight, &self.k_norm.weight, b, h, scale)?; // [B*N, D]
+            return self.proj.forward(&o);
+        }
+        let qkv = qkv
             .reshape((b, n, 3, h, hd))?
             .permute((2, 0, 3, 1, 4))? // [3, B, H, N, hd]
             .contiguous()?;
         let q = qkv.get(0)?.reshape((b * h, n, hd))?; // [B*H, N, hd]
         let k = qkv.get(1)?.reshape((b * h, n, hd))?;
         let v = qkv.get(2)?.reshape((b * h, n, hd))?;
-        let dt = x.dtype();
-        // 1/sqrt(hd) folded into the q-norm gain: identical scores, one op fewer.
-        let scale = 1.0 / (hd as f64).sqrt();
         let q = rms_norm(&q, &(self.q_norm.weight.to_dtype(dt)? * scale)?, path)?;
         let k = rms_norm(&k, &self.k_norm.weight.to_dtype(dt)?, path)?;
         let att = q.matmul(&k.t()?)?; // [B*H, N, N]
         let att = match path {
             Path::Inference => candle_nn::ops::softmax_last_dim(&att)?,
-            Path::Training => candle_nn::ops::softmax(&att, D::Minus1)?,
+            Path::Training | Path::Reference => candle_nn::ops::softmax(&att, D::Minus1)?,
         };
         let o = att.matmul(&v)?; // [B*H, N, hd]
         let o = o

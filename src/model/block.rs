@@ -41,14 +41,23 @@ impl JitBlock {
             .attn
             .forward(&h.reshape((b * n, d))?, b, path)?
             .reshape((b, n, d))?;
-        let x = (x + a.broadcast_mul(&gate1.unsqueeze(1)?)?)?;
+        let x = residual(x, &a, gate1, path)?;
 
         let h = norm_modulate(&x, &self.norm2, shift2, scale2, path)?;
         let m = self
             .mlp
-            .forward(&h.reshape((b * n, d))?)?
+            .forward(&h.reshape((b * n, d))?, path)?
             .reshape((b, n, d))?;
-        x + m.broadcast_mul(&gate2.unsqueeze(1)?)?
+        residual(&x, &m, gate2, path)
+    }
+}
+
+/// `x + a * gate` (gate `[B, D]` broadcast over tokens).
+fn residual(x: &Tensor, a: &Tensor, gate: &Tensor, path: Path) -> Result<Tensor> {
+    if path.fused(x) {
+        crate::ops::gated_residual(x, a, gate)
+    } else {
+        crate::ops::gated_residual_reference(x, a, gate)
     }
 }
 

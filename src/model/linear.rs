@@ -36,7 +36,8 @@ impl Linear {
         };
         let y = x.matmul(&w.t()?)?; // [M, out]
         match &self.bias {
-            Some(b) => y.broadcast_add(&b.to_dtype(x.dtype())?),
+            // Fused on CPU (parallel column-sum gradient), a broadcast add elsewhere.
+            Some(b) => crate::ops::bias_add(&y, &b.to_dtype(x.dtype())?),
             None => Ok(y),
         }
     }

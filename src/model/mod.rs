@@ -18,7 +18,7 @@ pub use config::JitConfig;
 pub use embed::{timestep_embedding, LabelEmbedder, TimestepEmbedder};
 pub use final_layer::FinalLayer;
 pub use linear::Linear;
-pub use norm::{rms_norm, RmsNorm};
+pub use norm::{rms_norm, RmsNorm, EPS as RMS_EPS};
 pub use patch_embed::BottleneckPatchEmbed;
 pub use pos_embed::sincos_2d;
 pub use swiglu::SwiGlu;
@@ -26,13 +26,27 @@ pub use swiglu::SwiGlu;
 use candle_core::{DType, Result, Tensor};
 use candle_nn::VarBuilder;
 
-/// Which ops the forward uses. Fused candle kernels (`rms_norm`, `softmax_last_dim`) are fast but
-/// have no backward: a training graph through them silently gets no gradient. Both paths compute
-/// the same function (a test keeps them equal).
+/// Which ops the forward uses; all three compute the same function (tests keep them equal).
+///
+/// * `Training`: ops with a backward. On CPU f32 these are the fused kernels of [`crate::ops`]
+///   (hand-written backward); elsewhere plain differentiable candle ops.
+/// * `Inference`: no gradient needed. CPU f32 uses the same fused kernels; other devices use
+///   candle's fused `rms_norm` / `softmax_last_dim`, which have **no backward** (a training graph
+///   through them would silently get no gradient, which is why training never takes this path).
+/// * `Reference`: plain differentiable candle ops everywhere: slow, obviously correct, the
+///   baseline the fused kernels are tested against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Path {
     Inference,
     Training,
+    Reference,
+}
+
+impl Path {
+    /// Whether this path may use the fused CPU kernels for `x`.
+    pub(crate) fn fused(self, x: &Tensor) -> bool {
+        self != Path::Reference && crate::ops::fused_ok(&[x])
+    }
 }
 
 /// The network: `x_pred = net(z, t, y)`.

@@ -2,6 +2,8 @@
 //! fused `rms_norm` and `softmax_last_dim` have no backward, so training uses differentiable forms.
 
 use super::Path;
+#[allow(unused_imports)]
+use candle_core::DType;
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
 
@@ -28,7 +30,7 @@ impl RmsNorm {
 pub fn rms_norm(x: &Tensor, alpha: &Tensor, path: Path) -> Result<Tensor> {
     match path {
         Path::Inference => candle_nn::ops::rms_norm(&x.contiguous()?, alpha, EPS),
-        Path::Training => {
+        Path::Training | Path::Reference => {
             let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
             x.broadcast_mul(&(ms + EPS as f64)?.sqrt()?.recip()?)?
                 .broadcast_mul(alpha)
@@ -46,21 +48,19 @@ pub fn norm_modulate(
     path: Path,
 ) -> Result<Tensor> {
     let (b, _, d) = x.dims3()?;
-    let gain = (scale + 1.0)?
-        .broadcast_mul(&norm.weight)?
-        .reshape((b, 1, d))?; // [B, 1, D]
-    let shift = shift.reshape((b, 1, d))?; // [B, 1, D]
-    let xhat = match path {
+    let gain = (scale + 1.0)?.broadcast_mul(&norm.weight.to_dtype(x.dtype())?)?; // [B, D]
+    if path.fused(x) {
+        return crate::ops::ada_norm(x, &gain, shift);
+    }
+    match path {
         Path::Inference => {
             let ones = Tensor::ones(d, x.dtype(), x.device())?;
             candle_nn::ops::rms_norm(&x.contiguous()?, &ones, EPS)?
+                .broadcast_mul(&gain.reshape((b, 1, d))?)?
+                .broadcast_add(&shift.reshape((b, 1, d))?)
         }
-        Path::Training => {
-            let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
-            x.broadcast_mul(&(ms + EPS as f64)?.sqrt()?.recip()?)?
-        }
-    };
-    xhat.broadcast_mul(&gain)?.broadcast_add(&shift)
+        Path::Training | Path::Reference => crate::ops::ada_norm_reference(x, &gain, shift),
+    }
 }
 
 /// SiLU, the same op on both paths (candle's `silu` has a backward).

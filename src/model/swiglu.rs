@@ -2,6 +2,7 @@
 
 use super::linear::Linear;
 use super::norm::silu;
+use super::Path;
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 
@@ -22,11 +23,15 @@ impl SwiGlu {
     }
 
     /// x `[M, D]` -> `[M, D]`.
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    pub fn forward(&self, x: &Tensor, path: Path) -> Result<Tensor> {
         let x12 = self.w12.forward(x)?; // [M, 2H]
-        let x1 = x12.narrow(1, 0, self.hidden)?; // [M, H]
-        let x2 = x12.narrow(1, self.hidden, self.hidden)?; // [M, H]
-        let h = (silu(&x1)? * x2)?; // [M, H]
+        let h = if path.fused(&x12) {
+            crate::ops::swiglu(&x12)? // [M, H]
+        } else {
+            let x1 = x12.narrow(1, 0, self.hidden)?; // [M, H]
+            let x2 = x12.narrow(1, self.hidden, self.hidden)?; // [M, H]
+            (silu(&x1)? * x2)?
+        };
         self.w3.forward(&h)
     }
 }

@@ -5,7 +5,9 @@
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use jit_music::midi::{self, find_midi_files};
-use jit_music::roll::{read_pop909_downbeats, score_to_roll, Grid, PianoRoll, RollOptions, PITCHES};
+use jit_music::roll::{
+    read_pop909_downbeats, score_to_roll, Grid, PianoRoll, RollOptions, PITCHES,
+};
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -48,8 +50,8 @@ pub struct Song {
 
 /// The result of reading a folder.
 pub struct Dataset {
-    pub train: Vec<Song>,
-    pub val: Vec<Song>,
+    pub train: Arc<Vec<Song>>,
+    pub val: Arc<Vec<Song>>,
     pub classes: Vec<String>,
     pub failures: Vec<(PathBuf, String)>,
     pub cache_hits: usize,
@@ -133,7 +135,12 @@ fn is_val(path: &Path, fraction: f64) -> bool {
 }
 
 /// Read `dir` into a dataset, using (and filling) the roll cache in `cache_dir`.
-pub fn load_dataset(dir: &Path, cache_dir: &Path, cfg: &DataConfig, quiet: bool) -> Result<Dataset> {
+pub fn load_dataset(
+    dir: &Path,
+    cache_dir: &Path,
+    cfg: &DataConfig,
+    quiet: bool,
+) -> Result<Dataset> {
     let files = list_files(dir)?;
     if files.is_empty() {
         bail!(
@@ -149,8 +156,10 @@ pub fn load_dataset(dir: &Path, cache_dir: &Path, cfg: &DataConfig, quiet: bool)
         ProgressBar::new(files.len() as u64)
     };
     pb.set_style(
-        ProgressStyle::with_template("reading MIDI {bar:30} {pos}/{len} files ({per_sec}, eta {eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "reading MIDI {bar:30} {pos}/{len} files ({per_sec}, eta {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     type Loaded = std::result::Result<(PianoRoll, usize, bool), String>;
     let results: Vec<(PathBuf, Loaded)> = files
@@ -190,19 +199,15 @@ pub fn load_dataset(dir: &Path, cache_dir: &Path, cfg: &DataConfig, quiet: bool)
             *v = i as u32;
         }
     }
-    let mut ds = Dataset {
-        train: Vec::new(),
-        val: Vec::new(),
-        classes: class_names.keys().cloned().collect(),
-        failures: Vec::new(),
-        cache_hits: 0,
-        files: files.len(),
-    };
+    let mut train = Vec::new();
+    let mut val = Vec::new();
+    let mut failures = Vec::new();
+    let mut cache_hits = 0;
     for (path, r) in results {
         match r {
-            Err(e) => ds.failures.push((path, e)),
+            Err(e) => failures.push((path, e)),
             Ok((roll, fpb, hit)) => {
-                ds.cache_hits += usize::from(hit);
+                cache_hits += usize::from(hit);
                 let starts = window_starts(&roll, fpb, cfg);
                 if starts.is_empty() {
                     continue;
@@ -219,19 +224,27 @@ pub fn load_dataset(dir: &Path, cache_dir: &Path, cfg: &DataConfig, quiet: bool)
                     starts,
                 };
                 if is_val(&path, cfg.val_fraction) {
-                    ds.val.push(song);
+                    val.push(song);
                 } else {
-                    ds.train.push(song);
+                    train.push(song);
                 }
             }
         }
     }
-    if ds.val.is_empty() && cfg.val_fraction > 0.0 && ds.train.len() > 1 {
+    if val.is_empty() && cfg.val_fraction > 0.0 && train.len() > 1 {
         // Keep at least one held-out file: the last one (sorted order, so stable).
-        if let Some(s) = ds.train.pop() {
-            ds.val.push(s);
+        if let Some(s) = train.pop() {
+            val.push(s);
         }
     }
+    let ds = Dataset {
+        train: Arc::new(train),
+        val: Arc::new(val),
+        classes: class_names.keys().cloned().collect(),
+        failures,
+        cache_hits,
+        files: files.len(),
+    };
     if ds.train.is_empty() {
         bail!(
             "none of the {} MIDI files under {} gave a usable window ({} failed to read{})",
@@ -361,7 +374,12 @@ impl Sampler {
 }
 
 /// Prefetch batches `start..` on a background thread (bounded queue of `depth`).
-pub fn prefetch(sampler: Arc<Sampler>, start: u64, batch_size: usize, depth: usize) -> Receiver<Batch> {
+pub fn prefetch(
+    sampler: Arc<Sampler>,
+    start: u64,
+    batch_size: usize,
+    depth: usize,
+) -> Receiver<Batch> {
     let (tx, rx) = sync_channel(depth.max(1));
     std::thread::Builder::new()
         .name("jit-prefetch".into())

@@ -4,4 +4,5 @@
 
 pub mod data;
 pub mod optim;
+pub mod runtime;
 pub mod trainer;

@@ -44,18 +44,22 @@ impl AdamWConfig {
         match self.schedule {
             Schedule::Constant => self.lr,
             Schedule::Wsd => {
-                let start = total.saturating_sub(self.decay_steps).max(self.warmup_steps);
+                let start = total
+                    .saturating_sub(self.decay_steps)
+                    .max(self.warmup_steps);
                 if step < start {
                     self.lr
                 } else {
                     let p = ((step - start) as f64 / (total - start).max(1) as f64).min(1.0);
-                    self.min_lr + (self.lr - self.min_lr) * 0.5 * (1.0 + (std::f64::consts::PI * p).cos())
+                    self.min_lr
+                        + (self.lr - self.min_lr) * 0.5 * (1.0 + (std::f64::consts::PI * p).cos())
                 }
             }
             Schedule::Cosine => {
                 let span = total.saturating_sub(self.warmup_steps).max(1) as f64;
                 let p = ((step - self.warmup_steps) as f64 / span).min(1.0);
-                self.min_lr + (self.lr - self.min_lr) * 0.5 * (1.0 + (std::f64::consts::PI * p).cos())
+                self.min_lr
+                    + (self.lr - self.min_lr) * 0.5 * (1.0 + (std::f64::consts::PI * p).cos())
             }
         }
     }
@@ -91,8 +95,8 @@ impl AdamW {
                     name,
                     m: z.clone(),
                     v: z,
-                    ema1: var.as_tensor().copy()?,
-                    ema2: var.as_tensor().copy()?,
+                    ema1: var.as_tensor().detach().copy()?,
+                    ema2: var.as_tensor().detach().copy()?,
                     var,
                 })
             })
@@ -110,7 +114,12 @@ impl AdamW {
         let mut total = 0f64;
         for p in &self.params {
             if let Some(g) = grads.get(p.var.as_tensor()) {
-                total += f64::from(g.sqr()?.sum_all()?.to_dtype(DType::F32)?.to_scalar::<f32>()?);
+                total += f64::from(
+                    g.sqr()?
+                        .sum_all()?
+                        .to_dtype(DType::F32)?
+                        .to_scalar::<f32>()?,
+                );
             }
         }
         Ok(total.sqrt())
@@ -134,12 +143,14 @@ impl AdamW {
             let Some(g) = grads.get(p.var.as_tensor()) else {
                 continue;
             };
-            let g = (g.to_dtype(DType::F32)? * clip)?;
+            let g = (g.detach().to_dtype(DType::F32)? * clip)?;
             p.m = ((&p.m * b1)? + (&g * (1.0 - b1))?)?;
             p.v = ((&p.v * b2)? + (g.sqr()? * (1.0 - b2))?)?;
-            let w = p.var.as_tensor();
+            // Detached: the update must not build a graph from the variable, or every step's
+            // weights and EMAs would keep the previous step's tensors alive.
+            let w = p.var.as_tensor().detach();
             let update = ((&p.m / bc1)? / ((&p.v / bc2)?.sqrt()? + self.cfg.eps)?)?;
-            let w_new = ((w * (1.0 - lr * self.cfg.weight_decay))? - (update * lr)?)?;
+            let w_new = ((&w * (1.0 - lr * self.cfg.weight_decay))? - (update * lr)?)?;
             p.var.set(&w_new)?;
             p.ema1 = ((&p.ema1 * d1)? + (&w_new * (1.0 - d1))?)?;
             p.ema2 = ((&p.ema2 * d2)? + (&w_new * (1.0 - d2))?)?;

@@ -233,7 +233,7 @@ impl Trainer {
         }
 
         let dataset = data::load_dataset(&cfg.midi_dir, &run.cache(), &cfg.data, quiet)?;
-        let songs = Arc::new(dataset.train.clone());
+        let songs = dataset.train.clone();
         let sampler = Arc::new(Sampler::new(
             songs,
             cfg.model.num_classes,
@@ -246,7 +246,7 @@ impl Trainer {
             Vec::new()
         } else {
             let vs = Sampler::new(
-                Arc::new(dataset.val.clone()),
+                dataset.val.clone(),
                 cfg.model.num_classes,
                 &dataset.classes,
                 &DataConfig {
@@ -256,7 +256,9 @@ impl Trainer {
                 cfg.seed ^ 0xBADC0FFEE,
             );
             let n = (64 / cfg.batch_size.max(1)).max(1);
-            (0..n as u64).map(|i| vs.batch(i, cfg.batch_size.min(64))).collect()
+            (0..n as u64)
+                .map(|i| vs.batch(i, cfg.batch_size.min(64)))
+                .collect()
         };
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -399,7 +401,14 @@ impl Trainer {
         let net = self.ema1_net()?;
         let n = self.cfg.preview_samples.max(1);
         let (h, w) = (self.cfg.model.input_h, self.cfg.model.input_w);
-        let z0 = seeded_noise(self.cfg.seed, n, h, w, self.cfg.objective.noise_scale, &self.dev)?;
+        let z0 = seeded_noise(
+            self.cfg.seed,
+            n,
+            h,
+            w,
+            self.cfg.objective.noise_scale,
+            &self.dev,
+        )?;
         let classes = self.cfg.model.num_classes.max(1);
         let labels: Vec<u32> = (0..n).map(|i| (i % classes) as u32).collect();
         let y = Tensor::from_vec(labels.clone(), n, &self.dev)?;
@@ -423,14 +432,12 @@ impl Trainer {
             return Ok(dir);
         };
         let x = x.to_device(&Device::Cpu)?;
-        let fpb = self
-            .cfg
-            .data
-            .grid
-            .frames_per_bar(4, 4);
+        let fpb = self.cfg.data.grid.frames_per_bar(4, 4);
         for i in 0..n {
             let xi: Vec<f32> = x.get(i)?.flatten_all()?.to_vec1()?;
-            let Some(roll) = PianoRoll::from_model_output(w, &xi) else { continue };
+            let Some(roll) = PianoRoll::from_model_output(w, &xi) else {
+                continue;
+            };
             let label = labels[i] as usize;
             let cname = self
                 .dataset
@@ -537,10 +544,7 @@ impl Trainer {
             let numbered = self.cfg.keep_every > 0 && self.step % self.cfg.keep_every == 0;
             let due = self.cfg.ckpt_every > 0 && self.step % self.cfg.ckpt_every == 0;
             if due || numbered || at_end || stopping {
-                self.save(
-                    numbered,
-                    serde_json::json!({"loss_smooth": smooth}),
-                )?;
+                self.save(numbered, serde_json::json!({"loss_smooth": smooth}))?;
             }
             if self.cfg.sample_every > 0 && (self.step % self.cfg.sample_every == 0 || at_end) {
                 let dir = self.previews()?;
@@ -574,7 +578,13 @@ pub fn benchmark(cfg: &TrainConfig, n: u64) -> Result<()> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
     let premade = data::Batch {
         x: (0..b * PITCHES * w)
-            .map(|_| if rng.random::<f32>() < 0.03 { 0.6 } else { -1.0 })
+            .map(|_| {
+                if rng.random::<f32>() < 0.03 {
+                    0.6
+                } else {
+                    -1.0
+                }
+            })
             .collect(),
         labels: vec![0; b],
         step: 0,
@@ -614,7 +624,7 @@ pub fn benchmark(cfg: &TrainConfig, n: u64) -> Result<()> {
         let cache = std::env::temp_dir().join("jit-music-bench-cache");
         let ds = data::load_dataset(&cfg.midi_dir, &cache, &cfg.data, true)?;
         let sampler = Arc::new(Sampler::new(
-            Arc::new(ds.train),
+            ds.train.clone(),
             cfg.model.num_classes,
             &ds.classes,
             &cfg.data,

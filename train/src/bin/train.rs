@@ -246,7 +246,10 @@ fn build_config(a: &Args, midi_dir: PathBuf) -> Result<TrainConfig> {
             clip_norm: a.clip_norm.unwrap_or(1.0),
             decay_steps: a.decay_steps.unwrap_or(a.steps / 5),
         },
-        ema_decays: (a.ema_decay1.unwrap_or(0.999), a.ema_decay2.unwrap_or(0.9999)),
+        ema_decays: (
+            a.ema_decay1.unwrap_or(0.999),
+            a.ema_decay2.unwrap_or(0.9999),
+        ),
         batch_size: a.batch_size.unwrap_or(32),
         steps: a.steps,
         seed: a.seed.unwrap_or(0),
@@ -282,6 +285,7 @@ fn check_resume_flags(a: &Args) -> Result<()> {
 }
 
 fn main() -> Result<()> {
+    jit_music_train::runtime::tune_cpu_runtime();
     let a = Args::parse();
     if a.list_presets {
         for (name, what) in JitConfig::preset_names() {
@@ -302,7 +306,10 @@ fn main() -> Result<()> {
         check_resume_flags(&a)?;
         let last = run.last();
         let bytes = std::fs::read(&last).with_context(|| {
-            format!("--resume: no checkpoint at {} (start without --resume)", last.display())
+            format!(
+                "--resume: no checkpoint at {} (start without --resume)",
+                last.display()
+            )
         })?;
         let raw = checkpoint::read_bytes(&last.display().to_string(), &bytes)?;
         if raw.meta.kind != Kind::Training {
@@ -375,7 +382,13 @@ fn main() -> Result<()> {
         .ok();
     }
     let resume_path = a.resume.then(|| run.last());
-    let mut t = Trainer::new(cfg, run, resume_path.as_deref(), a.init_from.as_deref(), a.quiet)?;
+    let mut t = Trainer::new(
+        cfg,
+        run,
+        resume_path.as_deref(),
+        a.init_from.as_deref(),
+        a.quiet,
+    )?;
     let ds = &t.dataset;
     eprintln!(
         "{} files: {} train ({} windows), {} held out, {} failed, {} from cache; classes: {}",
