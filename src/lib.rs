@@ -14,3 +14,7 @@ pub mod pt;
 pub mod roll;
 pub mod sampler;
 pub mod export;
+pub mod ops;
+#[cfg(feature = "plugin")] pub mod plugin;
+pub mod default_model;
+pub mod generate;

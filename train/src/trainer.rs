@@ -144,6 +144,8 @@ pub struct Trainer {
     val_batches: Vec<data::Batch>,
     log: std::fs::File,
     quiet: bool,
+    /// Stop (with a checkpoint) after this step, as Ctrl-C would; for tests and time-boxed runs.
+    pub stop_at: Option<u64>,
 }
 
 /// The vars of a VarMap in a stable (sorted) order.
@@ -277,11 +279,25 @@ impl Trainer {
             val_batches,
             log,
             quiet,
+            stop_at: None,
         })
     }
 
     fn meta(&self, kind: Kind, extra: serde_json::Value) -> CheckpointMeta {
+        // The style `generate` and the plugin pick when none is asked for: the most weighted.
+        let default_class = self
+            .dataset
+            .classes
+            .iter()
+            .enumerate()
+            .max_by(|a, b| {
+                let w = |n: &String| self.cfg.data.class_weights.get(n).copied().unwrap_or(1.0);
+                w(a.1).total_cmp(&w(b.1)).then(b.0.cmp(&a.0))
+            })
+            .map(|(i, _)| i)
+            .unwrap_or(0);
         let mut info = serde_json::json!({
+            "default_class": default_class,
             "train": self.cfg,
             "opt_t": self.opt.t,
             "data": {
@@ -533,7 +549,7 @@ impl Trainer {
                 rate,
                 rate * self.cfg.batch_size as f64
             ));
-            let stopping = stop.load(Ordering::Relaxed);
+            let stopping = stop.load(Ordering::Relaxed) || self.stop_at == Some(self.step);
             let at_end = self.step == total;
             if self.cfg.val_every > 0 && (self.step % self.cfg.val_every == 0 || at_end) {
                 if let Some(v) = self.val_loss()? {
@@ -550,12 +566,14 @@ impl Trainer {
                 let dir = self.previews()?;
                 pb.println(format!("step {}: previews in {}", self.step, dir.display()));
             }
-            if stopping {
+            if stopping && self.stop_at != Some(self.step) {
                 pb.println(format!(
                     "interrupted: checkpoint saved at step {} ({}); continue with --resume",
                     self.step,
                     self.run.last().display()
                 ));
+            }
+            if stopping {
                 break;
             }
         }

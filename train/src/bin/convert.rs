@@ -1,0 +1,54 @@
+//! `convert`: turn any checkpoint we can load (the original's .pt, a training checkpoint, an
+//! inference checkpoint) into an inference checkpoint, optionally in f16.
+
+use anyhow::{Context, Result};
+use candle_core::DType;
+use clap::Parser;
+use jit_music::checkpoint::{self, Weights};
+
+/// Convert a checkpoint to a JiT-Music inference checkpoint (safetensors with its config).
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Input: the original's .pt, or one of our checkpoints.
+    input: std::path::PathBuf,
+    /// Output .safetensors.
+    output: std::path::PathBuf,
+    /// Which weights: ema1 (default), ema2 or live.
+    #[arg(long, default_value = "ema1")]
+    weights: Weights,
+    /// Store the weights as f16 (half the size).
+    #[arg(long)]
+    f16: bool,
+    /// Set the model's display name.
+    #[arg(long)]
+    name: Option<String>,
+}
+
+fn main() -> Result<()> {
+    let a = Args::parse();
+    let w = checkpoint::load(&a.input, a.weights)?;
+    let dtype = if a.f16 { DType::F16 } else { DType::F32 };
+    let mut tensors: Vec<(String, candle_core::Tensor)> = w
+        .tensors
+        .iter()
+        .map(|(k, t)| Ok((k.clone(), t.to_dtype(dtype)?)))
+        .collect::<Result<_>>()?;
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut meta = w.meta.clone();
+    if let Some(n) = a.name {
+        meta.name = n;
+    }
+    meta.kind = checkpoint::Kind::Inference;
+    checkpoint::save(&a.output, &tensors, &meta)
+        .with_context(|| format!("cannot write {}", a.output.display()))?;
+    eprintln!(
+        "{} -> {} ({} tensors, {}, {})",
+        a.input.display(),
+        a.output.display(),
+        tensors.len(),
+        if a.f16 { "f16" } else { "f32" },
+        meta.config.preset_name().unwrap_or("custom size")
+    );
+    Ok(())
+}
