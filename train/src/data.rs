@@ -67,7 +67,8 @@ impl Dataset {
     }
 }
 
-const CACHE_MAGIC: &[u8; 8] = b"JITROLL1";
+/// Cache entries: magic, frames, bar-start count, bar starts (u32), roll bytes.
+const CACHE_MAGIC: &[u8; 8] = b"JITROLL2";
 
 /// Cache key: the file's content hash plus everything the conversion depends on.
 fn cache_key(bytes: &[u8], cfg: &DataConfig, downbeats: Option<&[f64]>) -> String {
@@ -78,30 +79,40 @@ fn cache_key(bytes: &[u8], cfg: &DataConfig, downbeats: Option<&[f64]>) -> Strin
             .unwrap_or_default()
             .as_bytes(),
     );
-    h.update(b"v1");
+    // Bump when the conversion code changes what a roll or its bar lines are.
+    h.update(b"v2");
     h.finalize().to_hex()[..32].to_string()
 }
 
-fn write_cache(path: &Path, roll: &PianoRoll, frames_per_bar: usize) -> std::io::Result<()> {
-    let mut out = Vec::with_capacity(24 + roll.data().len());
+fn write_cache(path: &Path, roll: &PianoRoll, bars: &[usize]) -> std::io::Result<()> {
+    let mut out = Vec::with_capacity(24 + 4 * bars.len() + roll.data().len());
     out.extend_from_slice(CACHE_MAGIC);
     out.extend_from_slice(&(roll.frames() as u64).to_le_bytes());
-    out.extend_from_slice(&(frames_per_bar as u64).to_le_bytes());
+    out.extend_from_slice(&(bars.len() as u64).to_le_bytes());
+    for &b in bars {
+        out.extend_from_slice(&(b as u32).to_le_bytes());
+    }
     out.extend_from_slice(roll.data());
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, &out)?;
     std::fs::rename(tmp, path)
 }
 
-fn read_cache(path: &Path) -> Option<(PianoRoll, usize)> {
+fn read_cache(path: &Path) -> Option<(PianoRoll, Vec<usize>)> {
     let b = std::fs::read(path).ok()?;
     if b.len() < 24 || &b[..8] != CACHE_MAGIC {
         return None;
     }
     let frames = u64::from_le_bytes(b[8..16].try_into().ok()?) as usize;
-    let fpb = u64::from_le_bytes(b[16..24].try_into().ok()?) as usize;
-    let roll = PianoRoll::from_raw(frames, b[24..].to_vec())?;
-    Some((roll, fpb))
+    let n = u64::from_le_bytes(b[16..24].try_into().ok()?) as usize;
+    let end = 24usize.checked_add(n.checked_mul(4)?)?;
+    let bars = b
+        .get(24..end)?
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as usize)
+        .collect();
+    let roll = PianoRoll::from_raw(frames, b.get(end..)?.to_vec())?;
+    Some((roll, bars))
 }
 
 /// Recursively list MIDI files, following symlinked folders (so a folder of links can combine
@@ -161,7 +172,7 @@ pub fn load_dataset(
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    type Loaded = std::result::Result<(PianoRoll, usize, bool), String>;
+    type Loaded = std::result::Result<(PianoRoll, Vec<usize>, bool), String>;
     let results: Vec<(PathBuf, Loaded)> = files
         .par_iter()
         .map(|path| {
@@ -170,8 +181,8 @@ pub fn load_dataset(
                 let downbeats = read_pop909_downbeats(path);
                 let key = cache_key(&bytes, cfg, downbeats.as_deref());
                 let cpath = cache_dir.join(format!("{key}.roll"));
-                if let Some((roll, fpb)) = read_cache(&cpath) {
-                    return Ok((roll, fpb, true));
+                if let Some((roll, bars)) = read_cache(&cpath) {
+                    return Ok((roll, bars, true));
                 }
                 let score = midi::parse(&bytes).map_err(|e| e.to_string())?;
                 let opts = RollOptions {
@@ -179,10 +190,10 @@ pub fn load_dataset(
                     ..RollOptions::for_grid(cfg.grid, cfg.articulation)
                 };
                 let sr = score_to_roll(&score, &opts).map_err(|e| e.to_string())?;
-                let fpb = sr.frames_per_bar.unwrap_or(0);
+                let bars = sr.bar_starts();
                 // A cache that cannot be written only costs a re-parse next time.
-                let _ = write_cache(&cpath, &sr.roll, fpb);
-                Ok((sr.roll, fpb, false))
+                let _ = write_cache(&cpath, &sr.roll, &bars);
+                Ok((sr.roll, bars, false))
             })();
             pb.inc(1);
             (path.clone(), r)
@@ -206,9 +217,9 @@ pub fn load_dataset(
     for (path, r) in results {
         match r {
             Err(e) => failures.push((path, e)),
-            Ok((roll, fpb, hit)) => {
+            Ok((roll, bars, hit)) => {
                 cache_hits += usize::from(hit);
-                let starts = window_starts(&roll, fpb, cfg);
+                let starts = window_starts(&roll, &bars, cfg);
                 if starts.is_empty() {
                     continue;
                 }
@@ -260,16 +271,16 @@ pub fn load_dataset(
     Ok(ds)
 }
 
-/// Window starts of a roll: bar lines (beats grid) or every quarter of a window (seconds grid),
-/// keeping those whose window is not (nearly) empty.
-fn window_starts(roll: &PianoRoll, frames_per_bar: usize, cfg: &DataConfig) -> Vec<usize> {
-    let step = if frames_per_bar > 0 {
-        frames_per_bar
+/// Window starts of a roll: its bar lines (beats grid: annotated or estimated downbeats) or every
+/// quarter of a window (seconds grid), keeping those whose window is not (nearly) empty.
+fn window_starts(roll: &PianoRoll, bars: &[usize], cfg: &DataConfig) -> Vec<usize> {
+    let candidates: Vec<usize> = if bars.is_empty() {
+        (0..roll.frames()).step_by((cfg.frames / 4).max(1)).collect()
     } else {
-        (cfg.frames / 4).max(1)
+        bars.iter().copied().filter(|&b| b < roll.frames()).collect()
     };
-    (0..roll.frames())
-        .step_by(step)
+    candidates
+        .into_iter()
         .filter(|&s| roll.active_cells(s, cfg.frames) >= cfg.min_active_cells)
         .collect()
 }

@@ -387,8 +387,18 @@ impl Trainer {
         let b = batch.labels.len();
         let x = Tensor::from_slice(&batch.x, (b, 1, PITCHES, w), &self.dev)?;
         let seed = self.cfg.seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ batch.step;
+        // Mixed precision on CUDA: the network computes in bf16 from bf16 casts of the f32
+        // weights (the casts are differentiable, so gradients reach the f32 variables); the
+        // noise, the loss and the optimizer state stay f32. CPU trains in f32 throughout.
+        let half;
+        let net = if self.dev.is_cuda() {
+            half = net.to_dtype(DType::BF16)?;
+            &half
+        } else {
+            net
+        };
         Ok(self.cfg.objective.loss(
-            |z, t, y| net.forward(z, t, y, path),
+            |z, t, y| net.forward(&z.to_dtype(net.pos_embed.dtype())?, t, y, path),
             &x,
             &batch.labels,
             net.null_label(),

@@ -125,6 +125,10 @@ struct Sidecar {
     checkpoint_name: String,
     checkpoint_step: u64,
     noise: Noise,
+    /// The noises of the whole batch this sample was drawn in, and its place in it: float
+    /// results depend on the batch's shape, so an exact replay re-runs the same batch.
+    batch: Vec<Noise>,
+    batch_index: usize,
     class: u32,
     class_name: Option<String>,
     sampler: SamplerConfig,
@@ -356,7 +360,11 @@ fn main() -> Result<()> {
 
     // The noise of every sample.
     let noises: Vec<Noise> = if let Some(s) = &replay {
-        vec![s.noise.clone()]
+        if s.batch.is_empty() {
+            vec![s.noise.clone()]
+        } else {
+            s.batch.clone()
+        }
     } else if let Some(pair) = &a.interpolate {
         let read = |p: &PathBuf| -> Result<Noise> {
             let s: Sidecar = serde_json::from_str(
@@ -407,7 +415,7 @@ fn main() -> Result<()> {
         ProgressStyle::with_template("{bar:30} {pos}/{len} forwards [{elapsed_precise}<{eta_precise}] {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let batch = a.batch.max(1);
+    let batch = if replay.is_some() { noises.len() } else { a.batch.max(1) };
     let mut raws: Vec<Tensor> = Vec::new();
     let first_index = replay
         .as_ref()
@@ -440,7 +448,12 @@ fn main() -> Result<()> {
             .context("sampling was cancelled")?;
         done += sampler.forwards();
         for (j, noise) in chunk.iter().enumerate() {
-            let idx = first_index + bi * batch + j;
+            // A replay re-runs the whole batch but writes only the sample it was asked for.
+            let replay_index = replay.as_ref().map(|s| if s.batch.is_empty() { 0 } else { s.batch_index });
+            if replay_index.is_some_and(|r| r != j) {
+                continue;
+            }
+            let idx = if replay.is_some() { first_index } else { first_index + bi * batch + j };
             let xi: Vec<f32> = x.get(j)?.flatten_all()?.to_vec1()?;
             let roll = PianoRoll::from_model_output(w, &xi).context("unexpected output shape")?;
             let notes = merge_notes(&roll, prompt.as_ref().map(|p| (&p.0, &p.1)), threshold, velocity);
@@ -464,6 +477,8 @@ fn main() -> Result<()> {
                 checkpoint_name: meta.name.clone(),
                 checkpoint_step: meta.step,
                 noise: noise.clone(),
+                batch: chunk.to_vec(),
+                batch_index: j,
                 class,
                 class_name: meta.classes.get(class as usize).cloned(),
                 sampler: sampler.clone(),
@@ -476,7 +491,10 @@ fn main() -> Result<()> {
             };
             std::fs::write(a.out.join(format!("{stem}.json")), serde_json::to_string_pretty(&side)?)?;
         }
-        raws.push(x);
+        match replay.as_ref().map(|s| if s.batch.is_empty() { 0 } else { s.batch_index }) {
+            Some(r) => raws.push(x.narrow(0, r, 1)?),
+            None => raws.push(x),
+        }
     }
     pb.finish_and_clear();
     if let Some(p) = &a.save_raw {
@@ -486,7 +504,7 @@ fn main() -> Result<()> {
     }
     eprintln!(
         "wrote {} samples to {} ({}, {} {} steps, cfg {}, class {})",
-        noises.len(),
+        if replay.is_some() { 1 } else { noises.len() },
         a.out.display(),
         meta.name,
         sampler.method,

@@ -1,0 +1,311 @@
+//! The `generate` binary end to end, with a small test checkpoint: options, reproducibility
+//! from the sidecar, the kept-region guarantees, and clear errors.
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use jit_music::checkpoint::{self, CheckpointMeta, Kind, RollSpec};
+use jit_music::midi;
+use jit_music::model::{JiT, JitConfig};
+use jit_music::roll::{score_to_roll, Grid, RollOptions};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_generate"))
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("jit-gen-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn prompt_file() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/midi/pop909/091/091.mid")
+}
+
+/// A tiny 2-class model on the beats grid (random weights are enough to test the plumbing).
+fn test_ckpt() -> &'static Path {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("jit-gen-ckpt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cfg = JitConfig::preset("tiny", 128, 128, 2).unwrap();
+        let vm = VarMap::new();
+        let net = JiT::new(&cfg, VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu)).unwrap();
+        let meta = CheckpointMeta {
+            format_version: checkpoint::FORMAT_VERSION,
+            kind: Kind::Inference,
+            name: "test model".into(),
+            config: cfg,
+            roll: RollSpec {
+                grid: Grid::Beats { steps_per_beat: 4 },
+                pitch_low: 0,
+                pitches: 128,
+                frames: 128,
+                articulation: true,
+            },
+            objective: Default::default(),
+            sampler: jit_music::sampler::SamplerConfig {
+                steps: 3,
+                ..Default::default()
+            },
+            classes: vec!["pop".into(), "folk".into()],
+            step: 1,
+            info: serde_json::json!({}),
+        };
+        let p = dir.join("tiny.safetensors");
+        checkpoint::save_inference(&p, &net, &meta).unwrap();
+        p
+    })
+}
+
+fn run(args: &[&str]) -> (bool, String) {
+    let out = bin().args(args).output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+fn notes_of(path: &Path) -> BTreeSet<(u8, usize, usize)> {
+    let score = midi::read_file(path).unwrap();
+    let roll = score_to_roll(&score, &RollOptions::beats(4)).unwrap().roll;
+    jit_music::roll::roll_to_notes(&roll, 0.0, jit_music::roll::Velocity::Learned)
+        .into_iter()
+        .map(|n| (n.pitch, n.start, n.end))
+        .collect()
+}
+
+fn prompt_notes() -> BTreeSet<(u8, usize, usize)> {
+    let score = midi::read_file(&prompt_file()).unwrap();
+    let opts = RollOptions {
+        downbeats: jit_music::roll::read_pop909_downbeats(&prompt_file()),
+        ..RollOptions::beats(4)
+    };
+    let roll = score_to_roll(&score, &opts).unwrap().roll.crop(0, 128);
+    jit_music::roll::roll_to_notes(&roll, 0.0, jit_music::roll::Velocity::Learned)
+        .into_iter()
+        .map(|n| (n.pitch, n.start, n.end))
+        .collect()
+}
+
+#[test]
+fn options_sidecar_and_replay() {
+    let d = tmp("opts");
+    let ck = test_ckpt().to_str().unwrap();
+    let out = d.join("out");
+    let raw = d.join("raw.safetensors");
+    let (ok, text) = run(&[
+        "--ckpt", ck, "--out", out.to_str().unwrap(), "--num-samples", "3", "--seed", "5",
+        "--steps", "3", "--method", "euler", "--cfg", "2", "--cfg-interval", "0.1", "0.9",
+        "--class", "folk", "--threshold", "0.3", "--velocity", "learned", "--tempo", "100",
+        "--png", "--batch", "2", "--save-raw", raw.to_str().unwrap(),
+    ]);
+    assert!(ok, "{text}");
+    for i in 0..3 {
+        for ext in ["mid", "json", "png"] {
+            assert!(out.join(format!("sample_{i:04}.{ext}")).exists(), "missing sample_{i:04}.{ext}");
+        }
+        let s = midi::read_file(&out.join(format!("sample_{i:04}.mid"))).unwrap();
+        assert!((s.initial_bpm() - 100.0).abs() < 0.01);
+    }
+    let side: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("sample_0001.json")).unwrap()).unwrap();
+    assert_eq!(side["class"], 1);
+    assert_eq!(side["sampler"]["method"], "euler");
+    assert_eq!(side["sampler"]["cfg_interval"][0], 0.1);
+    assert_eq!(side["noise"]["seed"], 6);
+    let x = candle_core::safetensors::load(&raw, &Device::Cpu).unwrap();
+    assert_eq!(x["x"].dims(), &[3, 1, 128, 128]);
+
+    // Replaying a sidecar reproduces the sample exactly (same bytes, same raw output).
+    let out2 = d.join("replay");
+    let raw2 = d.join("raw2.safetensors");
+    let (ok, text) = run(&[
+        "--replay", out.join("sample_0001.json").to_str().unwrap(), "--out", out2.to_str().unwrap(),
+        "--save-raw", raw2.to_str().unwrap(),
+    ]);
+    assert!(ok, "{text}");
+    assert_eq!(
+        std::fs::read(out.join("sample_0001.mid")).unwrap(),
+        std::fs::read(out2.join("sample_0001.mid")).unwrap()
+    );
+    let a: Vec<f32> = x["x"].get(1).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let y = candle_core::safetensors::load(&raw2, &Device::Cpu).unwrap();
+    let b: Vec<f32> = y["x"].flatten_all().unwrap().to_vec1().unwrap();
+    assert_eq!(a, b);
+
+    // Interpolation between two sidecars: the path starts at the first sample's noise (both
+    // runs one sample per batch, since float results depend on the batch's shape).
+    let common = [
+        "--ckpt", ck, "--steps", "3", "--method", "euler", "--cfg", "2", "--cfg-interval", "0.1", "0.9",
+        "--class", "folk", "--threshold", "0.3", "--velocity", "learned", "--tempo", "100", "--batch", "1",
+    ];
+    let single = d.join("single");
+    let mut args = common.to_vec();
+    args.extend(["--out", single.to_str().unwrap(), "--num-samples", "2"]);
+    let (ok, text) = run(&args);
+    assert!(ok, "{text}");
+    let out3 = d.join("interp");
+    let mut args = common.to_vec();
+    let (a, b) = (single.join("sample_0000.json"), single.join("sample_0001.json"));
+    args.extend(["--out", out3.to_str().unwrap(), "--interpolate", a.to_str().unwrap(), b.to_str().unwrap(), "--count", "3"]);
+    let (ok, text) = run(&args);
+    assert!(ok, "{text}");
+    assert_eq!(
+        std::fs::read(single.join("sample_0000.mid")).unwrap(),
+        std::fs::read(out3.join("sample_0000.mid")).unwrap()
+    );
+    assert!(out3.join("sample_0002.mid").exists());
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// `--init-noise` + `--save-raw` make a sample comparable with any implementation: the raw
+/// output equals the library sampler run on the same noise.
+#[test]
+fn init_noise_gives_the_sampler_output() {
+    let d = tmp("noise");
+    let z = Tensor::randn(0f32, 1.0, (2, 1, 128, 128), &Device::Cpu).unwrap();
+    let zp = d.join("z.safetensors");
+    candle_core::safetensors::save(&std::collections::HashMap::from([("z".to_string(), z.clone())]), &zp).unwrap();
+    let raw = d.join("x.safetensors");
+    let (ok, text) = run(&[
+        "--ckpt", test_ckpt().to_str().unwrap(), "--out", d.join("o").to_str().unwrap(),
+        "--init-noise", zp.to_str().unwrap(), "--save-raw", raw.to_str().unwrap(), "--class", "0",
+    ]);
+    assert!(ok, "{text}");
+    let w = checkpoint::load(test_ckpt(), checkpoint::Weights::Ema1).unwrap();
+    let net = w.build(&Device::Cpu, DType::F32).unwrap();
+    let y = Tensor::new(&[0u32, 0], &Device::Cpu).unwrap();
+    let want = jit_music::sampler::sample(
+        |z, t, y| net.forward(z, t, y, jit_music::model::Path::Inference),
+        &z,
+        &y,
+        net.null_label(),
+        &w.meta.sampler,
+        None,
+        Default::default(),
+    )
+    .unwrap()
+    .unwrap();
+    let got = candle_core::safetensors::load(&raw, &Device::Cpu).unwrap();
+    let a: Vec<f32> = got["x"].flatten_all().unwrap().to_vec1().unwrap();
+    let b: Vec<f32> = want.flatten_all().unwrap().to_vec1().unwrap();
+    assert_eq!(a, b);
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// The original's .pt loads directly and samples with its own settings from the given noise.
+#[test]
+fn original_pt_generates() {
+    let d = tmp("pt");
+    let pt = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/golden/seed_checkpoint_tiny.pt");
+    let (ok, text) = run(&["--ckpt", pt.to_str().unwrap(), "--out", d.to_str().unwrap(), "--num-samples", "1", "--steps", "2"]);
+    assert!(ok, "{text}");
+    assert!(d.join("sample_0000.mid").exists());
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// Continue, fill and keep-pitches return the kept notes exactly.
+#[test]
+fn kept_regions_come_back_exactly() {
+    let d = tmp("keep");
+    let ck = test_ckpt().to_str().unwrap();
+    let prompt = prompt_file();
+    let p = prompt.to_str().unwrap();
+    let want = prompt_notes();
+    assert!(want.len() > 20, "the prompt has notes in its first 8 bars");
+
+    let out = d.join("cont");
+    let (ok, text) = run(&["--ckpt", ck, "--out", out.to_str().unwrap(), "--num-samples", "2", "--prompt", p, "--keep-bars", "3"]);
+    assert!(ok, "{text}");
+    for i in 0..2 {
+        let got = notes_of(&out.join(format!("sample_{i:04}.mid")));
+        let kept_in = |n: &(u8, usize, usize)| n.2 <= 48;
+        let a: BTreeSet<_> = want.iter().filter(|n| kept_in(n)).collect();
+        let b: BTreeSet<_> = got.iter().filter(|n| kept_in(n)).collect();
+        assert_eq!(a, b, "notes of the first 3 bars changed");
+    }
+
+    let out = d.join("fill");
+    let (ok, text) = run(&["--ckpt", ck, "--out", out.to_str().unwrap(), "--prompt", p, "--fill", "3..4", "--num-samples", "1"]);
+    assert!(ok, "{text}");
+    let got = notes_of(&out.join("sample_0000.mid"));
+    let outside = |n: &&(u8, usize, usize)| n.2 <= 32 || n.1 >= 64;
+    let a: BTreeSet<_> = want.iter().filter(outside).collect();
+    let b: BTreeSet<_> = got.iter().filter(outside).collect();
+    assert_eq!(a, b, "notes outside bars 3-4 changed");
+
+    let out = d.join("band");
+    let (ok, text) = run(&["--ckpt", ck, "--out", out.to_str().unwrap(), "--prompt", p, "--keep-pitches", "60..84", "--num-samples", "1"]);
+    assert!(ok, "{text}");
+    let got = notes_of(&out.join("sample_0000.mid"));
+    let band = |n: &&(u8, usize, usize)| (60..=84).contains(&n.0);
+    let a: BTreeSet<_> = want.iter().filter(band).collect();
+    let b: BTreeSet<_> = got.iter().filter(band).collect();
+    assert_eq!(a, b, "notes in the kept pitch band changed");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn clear_errors() {
+    let d = tmp("err");
+    let o = d.join("o");
+    let o = o.to_str().unwrap();
+    let (ok, t) = run(&["--ckpt", "/nonexistent/model.safetensors", "--out", o]);
+    assert!(!ok && t.contains("/nonexistent/model.safetensors") && t.contains("cannot read"), "{t}");
+
+    let bad = d.join("bad.safetensors");
+    std::fs::write(&bad, b"garbage garbage garbage").unwrap();
+    let (ok, t) = run(&["--ckpt", bad.to_str().unwrap(), "--out", o]);
+    assert!(!ok && t.contains("not a checkpoint"), "{t}");
+
+    let ck = test_ckpt().to_str().unwrap();
+    let (ok, t) = run(&["--ckpt", ck, "--out", o, "--class", "jazz"]);
+    assert!(!ok && t.contains("unknown class `jazz`") && t.contains("0 (pop), 1 (folk)"), "{t}");
+
+    let file = d.join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let (ok, t) = run(&["--ckpt", ck, "--out", file.join("sub").to_str().unwrap()]);
+    assert!(!ok && t.contains("cannot create output folder"), "{t}");
+
+    let (ok, t) = run(&["--ckpt", ck, "--out", o, "--keep-bars", "2"]);
+    assert!(!ok && t.contains("need --prompt"), "{t}");
+
+    let (ok, t) = run(&["--ckpt", ck, "--out", o, "--prompt", prompt_file().to_str().unwrap(), "--keep-bars", "8"]);
+    assert!(!ok && t.contains("leaves nothing to generate"), "{t}");
+
+    // A short prompt: kept region padded with silence, with a notice.
+    let short = d.join("short.mid");
+    let notes = [jit_music::roll::RollNote { pitch: 60, start: 0, end: 4, velocity: 90 }];
+    std::fs::write(&short, jit_music::export::notes_to_smf(&notes, &jit_music::export::ExportSpec::new(Grid::Beats { steps_per_beat: 4 }))).unwrap();
+    let (ok, t) = run(&["--ckpt", ck, "--out", o, "--prompt", short.to_str().unwrap(), "--keep-bars", "4", "--num-samples", "1"]);
+    assert!(ok && t.contains("fewer than the 64 kept"), "{t}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// Generated files read back in another parser than ours (Python's mido, when installed).
+#[test]
+fn files_read_back_in_mido() {
+    let check = Command::new("python3").args(["-c", "import mido"]).output();
+    if !matches!(check, Ok(ref o) if o.status.success()) {
+        eprintln!("skipped: python3 with mido is not installed");
+        return;
+    }
+    let d = tmp("mido");
+    let (ok, t) = run(&["--ckpt", test_ckpt().to_str().unwrap(), "--out", d.to_str().unwrap(), "--num-samples", "2", "--threshold", "0.2"]);
+    assert!(ok, "{t}");
+    let script = "import mido,sys\nfor f in sys.argv[1:]:\n m=mido.MidiFile(f)\n assert m.type==1 and len(m.tracks)==2\n assert any(e.type=='set_tempo' for e in m.tracks[0])\n assert any(e.type=='time_signature' for e in m.tracks[0])\n assert any(e.type=='track_name' for e in m.tracks[0])\nprint('ok')";
+    let out = Command::new("python3")
+        .args(["-c", script, d.join("sample_0000.mid").to_str().unwrap(), d.join("sample_0001.mid").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let _ = std::fs::remove_dir_all(&d);
+}
