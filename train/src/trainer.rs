@@ -262,6 +262,14 @@ impl Trainer {
                 .map(|i| vs.batch(i, cfg.batch_size.min(64)))
                 .collect()
         };
+        // The held-out files, so that evaluation can use music the model never saw.
+        let held_out: String = dataset
+            .val
+            .iter()
+            .map(|s| format!("{}\n", s.path.display()))
+            .collect();
+        std::fs::write(run.root.join("val_files.txt"), held_out)
+            .with_context(|| format!("cannot write into {}", run.root.display()))?;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

@@ -1,0 +1,166 @@
+//! Plugin benchmarks:
+//! * `process_512`: the audio thread's work per 512-sample block (48 kHz, 120 BPM) with a
+//!   dense 8-bar pattern (8 notes on every 16th: 1024 notes), over a whole pattern cycle. The
+//!   block lasts 10.67 ms; the target is well under 1 % of that (107 us).
+//! * `press_to_pattern`: Generate pressed -> an 8-bar idea ready for the audio thread, with the
+//!   plugin's default settings (Heun, 24 steps, CFG 3; and the original's 32 steps) on the CPU,
+//!   for the embedded default model and for an XS-sized model with random weights (same cost as
+//!   a trained one).
+//!
+//! `cargo bench --bench plugin_process`
+
+use candle_core::{DType, Device};
+use candle_nn::{VarBuilder, VarMap};
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use jit_music::checkpoint::{self, CheckpointMeta, Kind, ModelWeights, RollSpec};
+use jit_music::model::{JiT, JitConfig};
+use jit_music::plugin::generate::{generate, GenSettings, Model, Prompt};
+use jit_music::plugin::pattern::{bar_ticks, Pattern, PatternNote, PPQ};
+use jit_music::plugin::process::{HostTransport, Out, Player, PlayerSettings};
+use jit_music::roll::Grid;
+use std::time::Duration;
+
+fn dense_pattern() -> Pattern {
+    let step = PPQ / 4;
+    let mut notes = Vec::new();
+    for s in 0..128u32 {
+        for v in 0..8u8 {
+            notes.push(PatternNote {
+                start: s * step,
+                end: (s + 1) * step,
+                pitch: 40 + v * 5 + (s % 3) as u8,
+                velocity: 90,
+            });
+        }
+    }
+    Pattern::from_notes(1, 8, bar_ticks(4, 4), &notes)
+}
+
+fn process_512(c: &mut Criterion) {
+    let mut player = Player::new(48_000.0);
+    player.offer(&dense_pattern());
+    let settings = PlayerSettings::default();
+    let mut out: Vec<Out> = Vec::with_capacity(1 << 16);
+    let mut sample = 0u64;
+    let cycle = 8 * 4 * 24_000u64; // 8 bars at 120 BPM
+    c.bench_function("process_512_dense_8_bars", |b| {
+        b.iter(|| {
+            let t = HostTransport {
+                playing: true,
+                tempo: Some(120.0),
+                pos_beats: Some(sample as f64 / 24_000.0),
+                time_sig: Some((4, 4)),
+                ..Default::default()
+            };
+            out.clear();
+            player.process(&t, 512, &settings, &mut |o| out.push(o));
+            black_box(out.len());
+            sample = (sample + 512) % (16 * cycle);
+        })
+    });
+    // Worst case: at 1406.25 BPM a 16th lasts exactly 512 samples, so every block ends 8 notes
+    // and starts 8 (16 events through the voice table).
+    let mut player = Player::new(48_000.0);
+    player.offer(&dense_pattern());
+    let spb = 2048.0;
+    let mut sample = 0u64;
+    c.bench_function("process_512_16_events_every_block", |b| {
+        b.iter(|| {
+            let t = HostTransport {
+                playing: true,
+                tempo: Some(48_000.0 * 60.0 / spb),
+                pos_beats: Some(sample as f64 / spb),
+                time_sig: Some((4, 4)),
+                ..Default::default()
+            };
+            out.clear();
+            player.process(&t, 512, &settings, &mut |o| out.push(o));
+            black_box(out.len());
+            sample = (sample + 512) % (1 << 30);
+        })
+    });
+}
+
+fn plugin_meta(cfg: &JitConfig) -> CheckpointMeta {
+    CheckpointMeta {
+        format_version: checkpoint::FORMAT_VERSION,
+        kind: Kind::Inference,
+        name: "random XS".into(),
+        config: cfg.clone(),
+        roll: RollSpec {
+            grid: Grid::Beats { steps_per_beat: 4 },
+            pitch_low: 0,
+            pitches: 128,
+            frames: 128,
+            articulation: true,
+        },
+        objective: Default::default(),
+        sampler: Default::default(),
+        classes: vec!["pop".into(), "folk".into()],
+        step: 0,
+        info: serde_json::Value::Null,
+    }
+}
+
+fn random_model(preset: &str) -> Model {
+    let cfg = JitConfig::preset(preset, 128, 128, 2).expect("preset");
+    let vm = VarMap::new();
+    let net = JiT::new(&cfg, VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu)).expect("net");
+    let w = ModelWeights {
+        meta: plugin_meta(&cfg),
+        tensors: net.named_tensors().into_iter().collect(),
+        source: "random".into(),
+    };
+    Model::build(&w, Device::Cpu).expect("build")
+}
+
+fn press_to_pattern(c: &mut Criterion) {
+    let mut models: Vec<(String, Model)> = Vec::new();
+    match jit_music::default_model::load() {
+        Ok(w) => models.push((
+            "default_model".into(),
+            Model::build(&w, Device::Cpu).expect("default model builds"),
+        )),
+        Err(e) => eprintln!("no default model: {e}"),
+    }
+    models.push(("random_xs".into(), random_model("JiT-XS/16")));
+    let s = GenSettings {
+        bars: 8,
+        ..GenSettings::default()
+    };
+    let original = GenSettings {
+        steps: 32,
+        ..s.clone()
+    };
+    let prompt = Prompt {
+        current: None,
+        captured: &[],
+    };
+    let mut g = c.benchmark_group("press_to_pattern_8_bars");
+    g.sample_size(10).measurement_time(Duration::from_secs(20));
+    for ((name, m), (label, s)) in models.iter().flat_map(|m| {
+        [
+            (m, ("heun24_plugin_default", &s)),
+            (m, ("heun32", &original)),
+        ]
+    }) {
+        g.bench_function(format!("{name}/{label}"), |b| {
+            b.iter(|| {
+                let idea = generate(m, s, &prompt, None, &mut |_, _| {})
+                    .expect("generate")
+                    .expect("not cancelled");
+                // What the worker then hands to the audio thread.
+                black_box(Pattern::from_notes(
+                    1,
+                    idea.bars,
+                    idea.bar_ticks,
+                    &idea.pattern_notes(),
+                ))
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, process_512, press_to_pattern);
+criterion_main!(benches);

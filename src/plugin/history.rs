@@ -1,0 +1,275 @@
+//! The ideas a user generated, newest last, and which one plays: what a project saves and
+//! reopens without regeneration. Notes are stored exactly (ticks), so reopening restores the
+//! exact bars; the generated roll is stored too, so that a new threshold or velocity can be
+//! applied to an old idea later.
+
+use super::pattern::{PatternNote, PPQ};
+use crate::roll::{roll_to_notes, PianoRoll, Velocity, PITCHES};
+use serde::{Deserialize, Serialize};
+
+/// Ideas kept per project (the oldest goes first).
+pub const MAX_IDEAS: usize = 32;
+/// Version of this layout, for future migrations.
+pub const SESSION_VERSION: u32 = 1;
+
+/// How an idea was made (shown in the editor; never needed to play it).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IdeaInfo {
+    pub seed: u64,
+    pub style: String,
+    pub mode: String,
+    pub model: String,
+    pub method: String,
+    pub steps: u32,
+    pub cfg: f32,
+    /// Threshold and velocity rule the notes were derived with.
+    pub threshold: f32,
+    pub velocity: String,
+    /// Generation time in milliseconds.
+    pub millis: u64,
+}
+
+/// The model's output for an idea, as `u8` intensities on its own frame grid.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredRoll {
+    pub frames: usize,
+    pub ticks_per_frame: f64,
+    /// Base64 of the `[128, frames]` row-major intensities.
+    pub data: String,
+}
+
+impl StoredRoll {
+    pub fn new(roll: &PianoRoll, ticks_per_frame: f64) -> Self {
+        Self {
+            frames: roll.frames(),
+            ticks_per_frame,
+            data: base64_encode(roll.data()),
+        }
+    }
+
+    pub fn roll(&self) -> Option<PianoRoll> {
+        PianoRoll::from_raw(self.frames, base64_decode(&self.data)?)
+    }
+}
+
+/// One generated (or loaded) pattern.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Idea {
+    pub id: u64,
+    pub bars: u32,
+    /// Ticks (PPQ 960) per bar.
+    pub bar_ticks: u32,
+    /// `[start, end, pitch, velocity]`, ticks from the pattern start: exactly what plays.
+    pub notes: Vec<[u32; 4]>,
+    #[serde(default)]
+    pub roll: Option<StoredRoll>,
+    #[serde(default)]
+    pub info: IdeaInfo,
+}
+
+impl Idea {
+    pub fn pattern_notes(&self) -> Vec<PatternNote> {
+        self.notes
+            .iter()
+            .map(|&[start, end, pitch, velocity]| PatternNote {
+                start,
+                end,
+                pitch: pitch.min(127) as u8,
+                velocity: velocity.clamp(1, 127) as u8,
+            })
+            .collect()
+    }
+
+    pub fn set_notes(&mut self, notes: &[PatternNote]) {
+        self.notes = notes
+            .iter()
+            .map(|n| [n.start, n.end, u32::from(n.pitch), u32::from(n.velocity)])
+            .collect();
+    }
+
+    pub fn len_ticks(&self) -> u32 {
+        self.bars.saturating_mul(self.bar_ticks)
+    }
+
+    /// Notes from a roll (threshold runs) on a grid of `ticks_per_frame`.
+    pub fn notes_from_roll(
+        roll: &PianoRoll,
+        ticks_per_frame: f64,
+        threshold: f32,
+        velocity: Velocity,
+    ) -> Vec<PatternNote> {
+        let tick = |f: usize| (f as f64 * ticks_per_frame).round().max(0.0) as u32;
+        let mut notes: Vec<PatternNote> = roll_to_notes(roll, threshold, velocity)
+            .into_iter()
+            .filter(|n| usize::from(n.pitch) < PITCHES)
+            .map(|n| PatternNote {
+                start: tick(n.start),
+                end: tick(n.end),
+                pitch: n.pitch,
+                velocity: n.velocity,
+            })
+            .filter(|n| n.end > n.start)
+            .collect();
+        notes.sort_unstable();
+        notes
+    }
+
+    /// Re-derive the notes from the stored roll with a new threshold or velocity rule.
+    /// `false` when the idea has no roll (loaded from elsewhere).
+    pub fn rederive(&mut self, threshold: f32, velocity: Velocity) -> bool {
+        let Some(stored) = &self.roll else {
+            return false;
+        };
+        let Some(roll) = stored.roll() else {
+            return false;
+        };
+        let notes = Self::notes_from_roll(&roll, stored.ticks_per_frame, threshold, velocity);
+        self.set_notes(&notes);
+        self.info.threshold = threshold;
+        self.info.velocity = velocity_label(velocity);
+        true
+    }
+}
+
+/// "learned" or "fixed:N", as the CLI spells it.
+pub fn velocity_label(v: Velocity) -> String {
+    match v {
+        Velocity::Learned => "learned".into(),
+        Velocity::Fixed(n) => format!("fixed:{n}"),
+    }
+}
+
+/// Everything a project saves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Session {
+    pub version: u32,
+    pub ideas: Vec<Idea>,
+    /// Index of the idea that plays.
+    pub current: usize,
+    /// The checkpoint the user chose (`None` = the embedded default).
+    pub checkpoint: Option<String>,
+    pub next_id: u64,
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Self {
+            version: SESSION_VERSION,
+            ideas: Vec::new(),
+            current: 0,
+            checkpoint: None,
+            next_id: 1,
+        }
+    }
+}
+
+impl Session {
+    /// Make a loaded session consistent (index in range, ids unique and ahead of `next_id`).
+    pub fn sanitize(&mut self) {
+        if self.ideas.len() > MAX_IDEAS {
+            let extra = self.ideas.len() - MAX_IDEAS;
+            self.ideas.drain(..extra);
+            self.current = self.current.saturating_sub(extra);
+        }
+        if self.current >= self.ideas.len() {
+            self.current = self.ideas.len().saturating_sub(1);
+        }
+        let max_id = self.ideas.iter().map(|i| i.id).max().unwrap_or(0);
+        self.next_id = self.next_id.max(max_id + 1).max(1);
+        for idea in &mut self.ideas {
+            if idea.bar_ticks == 0 {
+                idea.bar_ticks = 4 * PPQ;
+            }
+            idea.bars = idea.bars.clamp(1, 16);
+        }
+    }
+
+    pub fn current_idea(&self) -> Option<&Idea> {
+        self.ideas.get(self.current)
+    }
+
+    pub fn current_idea_mut(&mut self) -> Option<&mut Idea> {
+        self.ideas.get_mut(self.current)
+    }
+
+    /// Append a new idea (it becomes current) and return its id.
+    pub fn push(&mut self, mut idea: Idea) -> u64 {
+        idea.id = self.next_id;
+        self.next_id += 1;
+        self.ideas.push(idea);
+        if self.ideas.len() > MAX_IDEAS {
+            self.ideas.remove(0);
+        }
+        self.current = self.ideas.len() - 1;
+        self.next_id - 1
+    }
+
+    /// Move through the history by `delta` (-1 = previous idea); `false` at either end.
+    pub fn step(&mut self, delta: isize) -> bool {
+        let target = self.current as isize + delta;
+        if self.ideas.is_empty() || target < 0 || target as usize >= self.ideas.len() {
+            return false;
+        }
+        self.current = target as usize;
+        true
+    }
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard base64 with padding (the state is JSON, so bytes travel as text).
+pub fn base64_encode(data: &[u8]) -> String {
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(B64[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Inverse of [`base64_encode`]; `None` on any malformed input.
+pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim_end_matches('=');
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for c in s.bytes() {
+        let v = B64.iter().position(|&x| x == c)? as u32;
+        acc = (acc << 6) | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_round_trips() {
+        for n in 0..10 {
+            let data: Vec<u8> = (0..n).map(|i| (i * 37 + 5) as u8).collect();
+            assert_eq!(base64_decode(&base64_encode(&data)).unwrap(), data);
+        }
+        assert_eq!(base64_encode(b"Man"), "TWFu");
+        assert_eq!(base64_encode(b"Ma"), "TWE=");
+    }
+}

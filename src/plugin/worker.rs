@@ -1,0 +1,362 @@
+//! The plugin's own inference thread (not nice-plug's shared background executor, which
+//! serialises all instances and is meant for short tasks).
+//!
+//! It loads the model once (the embedded default or the user's checkpoint) on the best device,
+//! takes commands from the editor, polls flags from parameter callbacks and the audio thread,
+//! drains the captured-input ring, publishes progress through atomics, asks the editor to
+//! repaint, and hands finished ideas to the audio thread through the session's triple buffer.
+
+use super::capture::{CaptureLog, Captured};
+use super::generate::{best_device, generate, layout, GenSettings, Model, Prompt};
+use super::history::velocity_label;
+use super::params::JitParams;
+use super::shared::{lock, Shared};
+use crate::checkpoint::{self, ModelWeights, Weights};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How often the worker looks at its flags when no command arrives.
+const POLL: Duration = Duration::from_millis(20);
+
+/// What the editor asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Generate,
+    /// Load a checkpoint (ours or the original's .pt); on failure the old model stays.
+    LoadCheckpoint(PathBuf),
+    /// Go back to the embedded default model.
+    UseDefaultModel,
+    ClearCapture,
+    Quit,
+}
+
+/// The embedded default model.
+pub fn default_weights() -> Result<ModelWeights, String> {
+    crate::default_model::load().map_err(|e| e.to_string())
+}
+
+/// Owner of the worker thread; dropping it stops and joins the thread.
+pub struct Worker {
+    shared: Arc<Shared>,
+    params: Arc<JitParams>,
+    tx: Mutex<Option<Sender<Command>>>,
+    handle: Mutex<Option<JoinHandle<()>>>,
+    capture: Mutex<Option<rtrb::Consumer<Captured>>>,
+}
+
+impl Worker {
+    pub fn new(
+        shared: Arc<Shared>,
+        params: Arc<JitParams>,
+        capture: rtrb::Consumer<Captured>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            shared,
+            params,
+            tx: Mutex::new(None),
+            handle: Mutex::new(None),
+            capture: Mutex::new(Some(capture)),
+        })
+    }
+
+    /// Start the thread if it is not running (from `activate` or the editor; never the audio
+    /// thread).
+    pub fn ensure_started(&self) {
+        let mut tx_slot = lock(&self.tx);
+        if tx_slot.is_some() {
+            return;
+        }
+        let Some(capture) = lock(&self.capture).take() else {
+            return;
+        };
+        let (tx, rx) = channel();
+        let shared = self.shared.clone();
+        let params = self.params.clone();
+        let spawned = std::thread::Builder::new()
+            .name("jit-music-worker".into())
+            .spawn(move || {
+                let mut w = WorkerLoop {
+                    shared,
+                    params,
+                    model: None,
+                    capture,
+                    log: CaptureLog::default(),
+                };
+                w.load_initial();
+                loop {
+                    match rx.recv_timeout(POLL) {
+                        Ok(Command::Quit) | Err(RecvTimeoutError::Disconnected) => break,
+                        Ok(cmd) => w.handle(cmd),
+                        Err(RecvTimeoutError::Timeout) => {}
+                    }
+                    w.poll();
+                }
+            });
+        match spawned {
+            Ok(h) => {
+                *lock(&self.handle) = Some(h);
+                *tx_slot = Some(tx);
+            }
+            Err(e) => self
+                .shared
+                .set_message(format!("cannot start the worker thread: {e}")),
+        }
+    }
+
+    pub fn send(&self, cmd: Command) {
+        self.ensure_started();
+        if let Some(tx) = lock(&self.tx).as_ref() {
+            let _ = tx.send(cmd);
+        }
+    }
+
+    /// Stop the running generation (the sampler checks between steps).
+    pub fn cancel(&self) {
+        self.shared.worker.cancel.store(true, Ordering::Release);
+    }
+
+    /// Stop and join the thread (cancelling any generation first).
+    pub fn stop(&self) {
+        self.cancel();
+        if let Some(tx) = lock(&self.tx).take() {
+            let _ = tx.send(Command::Quit);
+        }
+        if let Some(h) = lock(&self.handle).take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+struct WorkerLoop {
+    shared: Arc<Shared>,
+    params: Arc<JitParams>,
+    model: Option<Model>,
+    capture: rtrb::Consumer<Captured>,
+    log: CaptureLog,
+}
+
+impl WorkerLoop {
+    fn load_initial(&mut self) {
+        let path = self.shared.state.with(|s| s.checkpoint.clone());
+        self.shared
+            .state
+            .checkpoint_changed
+            .store(false, Ordering::Release);
+        self.load_for_session(path);
+    }
+
+    /// Load the model a (re)loaded project names; if it cannot be loaded, keep the project's
+    /// choice (so that saving does not lose it) and use the default model meanwhile.
+    fn load_for_session(&mut self, path: Option<String>) {
+        match path {
+            Some(p) => {
+                if !self.load(Some(PathBuf::from(&p)), false) && self.model.is_none() {
+                    let msg = self.shared.message();
+                    self.load(None, false);
+                    self.shared.set_message(msg);
+                }
+            }
+            None => {
+                self.load(None, false);
+            }
+        }
+    }
+
+    /// Load a model; on failure the previous one stays and the message says why. `remember`
+    /// records the choice in the session (the user picked it, rather than the project).
+    fn load(&mut self, path: Option<PathBuf>, remember: bool) -> bool {
+        let w = &self.shared.worker;
+        w.loading.store(true, Ordering::Release);
+        self.shared.repaint.request_repaint();
+        let weights = match &path {
+            Some(p) => checkpoint::load(p, Weights::Ema1).map_err(|e| e.to_string()),
+            None => default_weights(),
+        };
+        let result =
+            weights.and_then(|wt| Model::build(&wt, best_device()).map_err(|e| e.to_string()));
+        w.loading.store(false, Ordering::Release);
+        match result {
+            Ok(model) => {
+                let info = model.info();
+                if let Ok(mut names) = self.shared.class_names.write() {
+                    *names = info.classes.clone();
+                }
+                *lock(&w.model) = Some(info);
+                self.model = Some(model);
+                if remember {
+                    self.shared.state.with(|s| {
+                        s.checkpoint = path.map(|p| p.display().to_string());
+                    });
+                }
+                self.shared.set_message("");
+                true
+            }
+            Err(e) => {
+                let what = match &path {
+                    Some(p) => p.display().to_string(),
+                    None => "the default model".into(),
+                };
+                let keep = if self.model.is_some() {
+                    "; the previous model stays"
+                } else {
+                    ""
+                };
+                self.shared
+                    .set_message(format!("cannot load {what}: {e}{keep}"));
+                false
+            }
+        }
+    }
+
+    fn handle(&mut self, cmd: Command) {
+        match cmd {
+            Command::Generate => self.generate(),
+            Command::LoadCheckpoint(p) => {
+                self.load(Some(p), true);
+            }
+            Command::UseDefaultModel => {
+                self.load(None, true);
+            }
+            Command::ClearCapture => self.log.clear(),
+            Command::Quit => {}
+        }
+    }
+
+    fn poll(&mut self) {
+        while let Ok(c) = self.capture.pop() {
+            self.log.push(c);
+        }
+        if self
+            .shared
+            .state
+            .checkpoint_changed
+            .swap(false, Ordering::AcqRel)
+        {
+            let path = self.shared.state.with(|s| s.checkpoint.clone());
+            self.load_for_session(path);
+        }
+        if self.shared.flags.rederive.swap(false, Ordering::AcqRel) {
+            self.rederive();
+        }
+        if self.shared.flags.regen_due.swap(false, Ordering::AcqRel) {
+            self.generate();
+        }
+    }
+
+    /// Apply a changed threshold or velocity rule to the playing idea.
+    fn rederive(&mut self) {
+        let threshold = self.params.threshold.value();
+        let velocity = self.params.velocity_rule();
+        let label = velocity_label(velocity);
+        let changed = self.shared.state.update_current(|idea| {
+            let same =
+                (idea.info.threshold - threshold).abs() < 1e-6 && idea.info.velocity == label;
+            !same && idea.rederive(threshold, velocity)
+        });
+        if changed {
+            self.shared.repaint.request_repaint();
+        }
+    }
+
+    fn settings(&self) -> GenSettings {
+        let p = &self.params;
+        let (bpm, num, den) = self.shared.host_timing();
+        let seed = if p.new_seed.value() {
+            u64::from(rand::random::<u32>() % 100_000)
+        } else {
+            p.seed.value().max(0) as u64
+        };
+        GenSettings {
+            seed,
+            steps: p.steps.value().max(1) as usize,
+            method: p.method.value().into(),
+            cfg: f64::from(p.cfg.value()),
+            style: p.style.value(),
+            bars: p.bars.value().count(),
+            sig: (num, den),
+            bpm,
+            mode: p.mode.value(),
+            fill: (
+                p.fill_from.value().max(1) as u32,
+                p.fill_to.value().max(1) as u32,
+            ),
+            band: (
+                p.band_lo.value().clamp(0, 127) as u8,
+                p.band_hi.value().clamp(0, 127) as u8,
+            ),
+            threshold: p.threshold.value(),
+            velocity: p.velocity_rule(),
+        }
+    }
+
+    fn generate(&mut self) {
+        let Some(model) = &self.model else {
+            self.shared
+                .set_message("no model loaded: load a checkpoint first");
+            return;
+        };
+        let w = &self.shared.worker;
+        let s = self.settings();
+        let lay = layout(&model.meta, &s);
+        let captured = self.log.prompt(lay.bars * lay.bar_ticks / 2, lay.bar_ticks);
+        let epoch = self.shared.state.epoch();
+        let current = self.shared.state.with(|st| st.current_idea().cloned());
+        let prompt = Prompt {
+            current: current.as_ref(),
+            captured: &captured,
+        };
+        w.cancel.store(false, Ordering::Release);
+        w.busy.store(true, Ordering::Release);
+        w.progress.store(0.0, Ordering::Relaxed);
+        self.shared.repaint.request_repaint();
+        let started = Instant::now();
+        let shared = self.shared.clone();
+        let mut progress = move |done: usize, total: usize| {
+            shared
+                .worker
+                .progress
+                .store(done as f32 / total.max(1) as f32, Ordering::Relaxed);
+            shared.repaint.request_repaint();
+        };
+        // A bug deep in the model code must not take the worker (and the editor's messages) down.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            generate(model, &s, &prompt, Some(&w.cancel), &mut progress)
+        }))
+        .unwrap_or_else(|_| Err("the model panicked".into()));
+        let millis = started.elapsed().as_millis() as u64;
+        w.busy.store(false, Ordering::Release);
+        w.progress.store(0.0, Ordering::Relaxed);
+        match result {
+            Ok(Some(mut idea)) => {
+                idea.info.style = self.shared.style_name(s.style);
+                idea.info.millis = millis;
+                let n = idea.notes.len();
+                let bars = idea.bars;
+                w.last_millis.store(millis, Ordering::Relaxed);
+                match self.shared.state.push_idea(idea, epoch) {
+                    Some(_) => self.shared.set_message(format!(
+                        "{bars} bars, {n} notes, seed {} in {:.2} s",
+                        s.seed,
+                        millis as f64 / 1000.0
+                    )),
+                    None => self
+                        .shared
+                        .set_message("the project was reloaded meanwhile: idea dropped"),
+                }
+            }
+            Ok(None) => self.shared.set_message("cancelled"),
+            Err(e) => self.shared.set_message(format!("generation failed: {e}")),
+        }
+        self.shared.repaint.request_repaint();
+    }
+}
