@@ -149,6 +149,7 @@ impl Inpaint {
 }
 
 /// Progress and cancellation hooks for long sampling (the plugin's worker uses both).
+#[derive(Default)]
 pub struct Hooks<'a> {
     /// Called with (forwards done, forwards total).
     pub progress: Option<&'a mut dyn FnMut(usize, usize)>,
@@ -156,14 +157,6 @@ pub struct Hooks<'a> {
     pub cancel: Option<&'a AtomicBool>,
 }
 
-impl Default for Hooks<'_> {
-    fn default() -> Self {
-        Self {
-            progress: None,
-            cancel: None,
-        }
-    }
-}
 
 struct Ctx<'a, F> {
     net: &'a F,

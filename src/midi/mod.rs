@@ -141,8 +141,7 @@ impl Score {
     pub fn time_signature_at(&self, tick: u64) -> (u8, u32) {
         self.time_signatures
             .iter()
-            .filter(|t| t.tick <= tick && t.numerator > 0 && t.denominator > 0)
-            .last()
+            .rfind(|t| t.tick <= tick && t.numerator > 0 && t.denominator > 0)
             .map(|t| (t.numerator, t.denominator))
             .unwrap_or((4, 4))
     }

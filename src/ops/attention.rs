@@ -167,6 +167,13 @@ struct SendPtr(*mut f32);
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 
+impl SendPtr {
+    /// Through a method, so closures capture the whole (Send) wrapper, not the raw field.
+    fn get(&self) -> *mut f32 {
+        self.0
+    }
+}
+
 impl CustomOp3 for Attn {
     fn name(&self) -> &'static str {
         "qk-norm-attention"
@@ -190,13 +197,12 @@ impl CustomOp3 for Attn {
         (0..self.b * self.heads).into_par_iter().for_each_init(
             || Scratch::new(n, hd),
             |s, task| {
-                let ptr = ptr;
                 let (bi, h) = (task / self.heads, task % self.heads);
                 self.probs(qkv, wq, wk, bi, h, n, d, s);
                 let v = qkv[(bi * n) * d3 + 2 * d + h * hd..].as_ptr();
                 // O = P @ v, written straight into this head's columns of the output.
                 unsafe {
-                    let dst = ptr.0.add(bi * n * d + h * hd);
+                    let dst = ptr.get().add(bi * n * d + h * hd);
                     gemm(
                         n,
                         hd,
@@ -273,15 +279,14 @@ impl CustomOp3 for AttnBwd {
                     )
                 },
                 |(s, dp, dqh, dkh), task| {
-                    let ptr = ptr;
-                    let (bi, h) = (task / a.heads, task % a.heads);
+                        let (bi, h) = (task / a.heads, task % a.heads);
                     a.probs(qkv, wq, wk, bi, h, n, d, s);
                     let base = bi * n * d3;
                     let v = qkv[base + 2 * d + h * hd..].as_ptr();
                     let dov = dout[bi * n * d + h * hd..].as_ptr(); // dO [N, hd], rs = D
                     unsafe {
                         // dV = P^T @ dO -> v columns of dqkv
-                        let dv = ptr.0.add(base + 2 * d + h * hd);
+                        let dv = ptr.get().add(base + 2 * d + h * hd);
                         gemm(
                             n,
                             hd,
@@ -361,9 +366,9 @@ impl CustomOp3 for AttnBwd {
                             let gq = dqh[t * hd + i] * wq[i] * a.scale;
                             let gk = dkh[t * hd + i] * wk[i];
                             unsafe {
-                                *ptr.0.add(row + h * hd + i) =
+                                *ptr.get().add(row + h * hd + i) =
                                     s.rq[t] * (gq - s.qn[t * hd + i] * cq);
-                                *ptr.0.add(row + d + h * hd + i) =
+                                *ptr.get().add(row + d + h * hd + i) =
                                     s.rk[t] * (gk - s.kn[t * hd + i] * ck);
                             }
                         }
