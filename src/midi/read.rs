@@ -5,22 +5,32 @@
 //! are paired with note-offs per (channel, pitch) with its same-tick rule, note-on velocity 0 is a
 //! note-off, instruments are keyed by (program, channel, track), and control changes that come
 //! before an instrument's first note are shared the way pretty_midi's "stragglers" are.
+//!
+//! Events are consumed as they are decoded (no per-event allocation, no hashing): the per-track
+//! tables are flat arrays indexed by channel, pitch and program.
 
 use super::{
     ControlChange, Instrument, MidiError, Note, PitchBend, Score, TempoMap, TimeSignature,
 };
 use midly::{MetaMessage, MidiMessage, Timing, TrackEventKind};
-use std::collections::HashMap;
 
-/// Largest tick a file may use; pretty_midi refuses the same (`MAX_TICK = 1e7`): beyond it a file
-/// is almost always corrupt and its arrays would exhaust memory.
-pub const MAX_TICK: u64 = 10_000_000;
+/// Largest tick a file may use (2^32). pretty_midi refuses 1e7 only because it allocates an
+/// array per tick; nothing here is sized by ticks (roll length is bounded by
+/// [`crate::roll::MAX_FRAMES`] before anything is allocated), so long real files (music21's
+/// O'Neill tunes at 10080 ticks per beat reach 3e7) are read. Beyond 2^32 a file is corrupt.
+pub const MAX_TICK: u64 = 1 << 32;
 
 /// Check the chunk structure before midly parses leniently, so that a truncated file is an error
-/// rather than silently half-read.
-fn check_chunks(raw: &[u8]) -> Result<(), MidiError> {
+/// rather than silently half-read. Returns the number of tracks the header declares.
+fn check_chunks(raw: &[u8]) -> Result<u16, MidiError> {
     if raw.is_empty() {
         return Err(MidiError::Empty);
+    }
+    if raw.len() < 4 && b"MThd".starts_with(raw) {
+        return Err(MidiError::Truncated(format!(
+            "only {} bytes of the MThd header",
+            raw.len()
+        )));
     }
     if raw.len() < 4 || &raw[..4] != b"MThd" {
         let what = sniff(raw);
@@ -38,13 +48,28 @@ fn check_chunks(raw: &[u8]) -> Result<(), MidiError> {
             "header chunk length {header_len} < 6"
         )));
     }
+    if header_len > raw.len() - 8 {
+        return Err(MidiError::TooLong(format!(
+            "header chunk declares {header_len} bytes but the file has {}",
+            raw.len()
+        )));
+    }
+    let division = u16::from_be_bytes([raw[12], raw[13]]);
+    if division & 0x8000 != 0 {
+        // Checked here: midly negates the frame-rate byte, which overflows for 0x80.
+        let fps = -i16::from(raw[12] as i8);
+        return Err(MidiError::Unsupported(format!(
+            "SMPTE time division ({fps} fps, {} subframes) has no beats; re-export with ticks per quarter note",
+            raw[13]
+        )));
+    }
     let declared_tracks = u16::from_be_bytes([raw[10], raw[11]]);
     if declared_tracks == 0 {
         return Err(MidiError::NoTracks);
     }
-    let mut pos = 8usize.saturating_add(header_len);
+    let mut pos = 8 + header_len;
     let mut tracks = 0usize;
-    while pos < raw.len() {
+    while pos < raw.len() && tracks < usize::from(declared_tracks) {
         if raw.len() - pos < 8 {
             // Trailing garbage shorter than a chunk header: tolerated, as mido does.
             break;
@@ -55,10 +80,17 @@ fn check_chunks(raw: &[u8]) -> Result<(), MidiError> {
         let body = pos + 8;
         if id == b"MTrk" {
             if len > raw.len() - body {
-                return Err(MidiError::Truncated(format!(
-                    "track {tracks} declares {len} bytes but only {} remain",
-                    raw.len() - body
-                )));
+                let remain = raw.len() - body;
+                // A length far beyond the file is a corrupt field, not a cut-off download.
+                return Err(if len > 4 * raw.len().max(1 << 16) {
+                    MidiError::TooLong(format!(
+                        "track {tracks} declares {len} bytes but only {remain} remain"
+                    ))
+                } else {
+                    MidiError::Truncated(format!(
+                        "track {tracks} declares {len} bytes but only {remain} remain"
+                    ))
+                });
             }
             tracks += 1;
         } else if len > raw.len() - body {
@@ -66,10 +98,13 @@ fn check_chunks(raw: &[u8]) -> Result<(), MidiError> {
         }
         pos = body + len;
     }
-    if tracks == 0 {
-        return Err(MidiError::NoTracks);
+    if tracks < usize::from(declared_tracks) {
+        // mido (and so pretty_midi) fails on such a file too: it reads the declared count.
+        return Err(MidiError::Truncated(format!(
+            "the header declares {declared_tracks} track(s) but the file ends after {tracks}"
+        )));
     }
-    Ok(())
+    Ok(declared_tracks)
 }
 
 /// A short guess of what a non-MIDI file is, for the error message.
@@ -90,19 +125,9 @@ fn sniff(raw: &[u8]) -> String {
     }
 }
 
-/// One channel event of a track, in absolute ticks, in file order.
-enum Ev {
-    TrackName(String),
-    Program { ch: u8, program: u8 },
-    NoteOn { ch: u8, key: u8, vel: u8 },
-    NoteOff { ch: u8, key: u8 },
-    Bend { ch: u8, value: i16 },
-    Cc { ch: u8, number: u8, value: u8 },
-}
-
 /// Parse a Standard MIDI File. Never panics; any defect becomes a [`MidiError`].
 pub fn parse(raw: &[u8]) -> Result<Score, MidiError> {
-    check_chunks(raw)?;
+    let declared_tracks = check_chunks(raw)?;
     let (header, track_iter) =
         midly::parse(raw).map_err(|e| MidiError::Malformed(e.to_string()))?;
     let ticks_per_beat = match header.timing {
@@ -123,15 +148,17 @@ pub fn parse(raw: &[u8]) -> Result<Score, MidiError> {
         ));
     }
 
-    // Collect events per track in absolute ticks.
-    let mut tracks: Vec<Vec<(u64, Ev)>> = Vec::new();
     let mut tempo_events: Vec<(u64, u32)> = Vec::new(); // track 0 only, as pretty_midi
     let mut time_sigs: Vec<TimeSignature> = Vec::new();
     let mut max_tick = 0u64;
-    for (ti, track) in track_iter.enumerate() {
+    let mut loader = Loader::new();
+    let mut n_tracks = 0usize;
+    // mido reads exactly the declared number of tracks; so does pretty_midi.
+    for (ti, track) in track_iter.take(usize::from(declared_tracks)).enumerate() {
         let mut events = track.map_err(|e| MidiError::Malformed(format!("track {ti}: {e}")))?;
+        loader.start_track(ti);
+        n_tracks += 1;
         let mut tick = 0u64;
-        let mut out = Vec::new();
         loop {
             if events.unread().is_empty() {
                 break;
@@ -147,41 +174,29 @@ pub fn parse(raw: &[u8]) -> Result<Score, MidiError> {
             tick += u64::from(ev.delta.as_int());
             if tick >= MAX_TICK {
                 return Err(MidiError::TooLong(format!(
-                    "track {ti} reaches tick {tick} (limit {MAX_TICK}); the file is likely corrupt"
+                    "track {ti} reaches tick {tick} (limit {MAX_TICK}); the file is corrupt"
                 )));
             }
             max_tick = max_tick.max(tick);
             match ev.kind {
                 TrackEventKind::Midi { channel, message } => {
                     let ch = channel.as_int();
-                    let e = match message {
-                        MidiMessage::NoteOn { key, vel } if vel.as_int() > 0 => Ev::NoteOn {
-                            ch,
-                            key: key.as_int(),
-                            vel: vel.as_int(),
-                        },
-                        MidiMessage::NoteOn { key, .. } | MidiMessage::NoteOff { key, .. } => {
-                            Ev::NoteOff {
-                                ch,
-                                key: key.as_int(),
-                            }
+                    match message {
+                        MidiMessage::NoteOn { key, vel } if vel.as_int() > 0 => {
+                            loader.note_on(tick, ch, key.as_int(), vel.as_int())
                         }
-                        MidiMessage::ProgramChange { program } => Ev::Program {
-                            ch,
-                            program: program.as_int(),
-                        },
-                        MidiMessage::PitchBend { bend } => Ev::Bend {
-                            ch,
-                            value: bend.as_int(),
-                        },
-                        MidiMessage::Controller { controller, value } => Ev::Cc {
-                            ch,
-                            number: controller.as_int(),
-                            value: value.as_int(),
-                        },
-                        _ => continue,
-                    };
-                    out.push((tick, e));
+                        MidiMessage::NoteOn { key, .. } | MidiMessage::NoteOff { key, .. } => {
+                            loader.note_off(tick, ch, key.as_int())
+                        }
+                        MidiMessage::ProgramChange { program } => {
+                            loader.program[usize::from(ch)] = program.as_int()
+                        }
+                        MidiMessage::PitchBend { bend } => loader.bend(tick, ch, bend.as_int()),
+                        MidiMessage::Controller { controller, value } => {
+                            loader.cc(tick, ch, controller.as_int(), value.as_int())
+                        }
+                        _ => {}
+                    }
                 }
                 TrackEventKind::Meta(MetaMessage::Tempo(t)) if ti == 0 => {
                     tempo_events.push((tick, t.as_int()));
@@ -194,180 +209,176 @@ pub fn parse(raw: &[u8]) -> Result<Score, MidiError> {
                     });
                 }
                 TrackEventKind::Meta(MetaMessage::TrackName(name)) => {
-                    out.push((tick, Ev::TrackName(String::from_utf8_lossy(name).into())));
+                    loader.track_name = Some(String::from_utf8_lossy(name).into());
                 }
                 _ => {}
             }
         }
-        tracks.push(out);
     }
-    if tracks.is_empty() {
+    if n_tracks == 0 {
         return Err(MidiError::NoTracks);
     }
-    let tempo = TempoMap::from_events(ticks_per_beat, &tempo_events);
-    let mut score = Score {
+    Ok(Score {
         ticks_per_beat,
-        tempo,
+        tempo: TempoMap::from_events(ticks_per_beat, &tempo_events),
         time_signatures: time_sigs,
-        instruments: Vec::new(),
-        cc_lists: Vec::new(),
-        bend_lists: Vec::new(),
+        instruments: loader.instruments,
+        cc_lists: loader.cc_lists,
+        bend_lists: loader.bend_lists,
         max_tick,
-    };
-    load_instruments(&mut score, &tracks);
-    Ok(score)
+    })
 }
 
-/// pretty_midi's `_load_instruments`, including its straggler and same-tick rules.
-fn load_instruments(score: &mut Score, tracks: &[Vec<(u64, Ev)>]) {
-    // (program, channel, track) -> instrument index, in creation order.
-    let mut instrument_map: HashMap<(u8, u8, usize), usize> = HashMap::new();
-    // (channel, track) -> straggler (cc list, bend list).
-    let mut stragglers: HashMap<(u8, usize), (usize, usize)> = HashMap::new();
-    let mut track_names: HashMap<usize, String> = HashMap::new();
+const NONE: u32 = u32::MAX;
 
-    enum Target {
-        Instrument(usize),
-        Straggler(usize, usize),
-    }
+/// pretty_midi's `_load_instruments`, fed one event at a time, including its straggler and
+/// same-tick rules. The maps pretty_midi keys by track are per-track tables here, reset at
+/// each track (no key ever refers to an earlier track).
+struct Loader {
+    instruments: Vec<Instrument>,
+    cc_lists: Vec<Vec<ControlChange>>,
+    bend_lists: Vec<Vec<PitchBend>>,
+    track: usize,
+    /// The track's latest name (pretty_midi's `track_name_map[track_idx]`).
+    track_name: Option<String>,
+    program: [u8; 16],
+    /// `program * 16 + channel` -> instrument index in this track.
+    instrument_map: Vec<u32>,
+    /// channel -> straggler (cc list, bend list) in this track.
+    stragglers: [(u32, u32); 16],
+    /// `channel * 128 + pitch` -> open note-ons `(tick, velocity)`, oldest first.
+    open: Vec<Vec<(u64, u8)>>,
+    /// Slots of `open` that may be non-empty (cleared at the next track).
+    touched: Vec<u16>,
+}
 
-    for (track_idx, track) in tracks.iter().enumerate() {
-        let mut last_note_on: HashMap<(u8, u8), Vec<(u64, u8)>> = HashMap::new();
-        let mut current_program = [0u8; 16];
-        for (tick, ev) in track {
-            let tick = *tick;
-            match *ev {
-                Ev::TrackName(ref name) => {
-                    track_names.insert(track_idx, name.clone());
-                }
-                Ev::Program { ch, program } => current_program[ch as usize] = program,
-                Ev::NoteOn { ch, key, vel } => {
-                    last_note_on.entry((ch, key)).or_default().push((tick, vel));
-                }
-                Ev::NoteOff { ch, key } => {
-                    let Some(open) = last_note_on.get_mut(&(ch, key)) else {
-                        continue; // spurious note-off
-                    };
-                    let end_tick = tick;
-                    let (close, keep): (Vec<_>, Vec<_>) =
-                        open.iter().copied().partition(|&(s, _)| s != end_tick);
-                    for &(start_tick, velocity) in &close {
-                        let program = current_program[ch as usize];
-                        let idx = get_or_create(
-                            score,
-                            &mut instrument_map,
-                            &stragglers,
-                            &track_names,
-                            program,
-                            ch,
-                            track_idx,
-                        );
-                        score.instruments[idx].notes.push(Note {
-                            pitch: key,
-                            velocity,
-                            start_tick,
-                            end_tick,
-                        });
-                    }
-                    if !close.is_empty() && !keep.is_empty() {
-                        *open = keep;
-                    } else {
-                        last_note_on.remove(&(ch, key));
-                    }
-                }
-                Ev::Bend { ch, value } => {
-                    let target = lookup(
-                        &instrument_map,
-                        &mut stragglers,
-                        score,
-                        current_program[ch as usize],
-                        ch,
-                        track_idx,
-                    );
-                    let list = match target {
-                        Target::Instrument(i) => score.instruments[i].bend_list,
-                        Target::Straggler(_, b) => b,
-                    };
-                    score.bend_lists[list].push(PitchBend { tick, value });
-                }
-                Ev::Cc { ch, number, value } => {
-                    let target = lookup(
-                        &instrument_map,
-                        &mut stragglers,
-                        score,
-                        current_program[ch as usize],
-                        ch,
-                        track_idx,
-                    );
-                    let list = match target {
-                        Target::Instrument(i) => score.instruments[i].cc_list,
-                        Target::Straggler(c, _) => c,
-                    };
-                    score.cc_lists[list].push(ControlChange {
-                        tick,
-                        number,
-                        value,
-                    });
-                }
-            }
+impl Loader {
+    fn new() -> Self {
+        Self {
+            instruments: Vec::new(),
+            cc_lists: Vec::new(),
+            bend_lists: Vec::new(),
+            track: 0,
+            track_name: None,
+            program: [0; 16],
+            instrument_map: vec![NONE; 128 * 16],
+            stragglers: [(NONE, NONE); 16],
+            open: vec![Vec::new(); 16 * 128],
+            touched: Vec::new(),
         }
     }
 
-    /// `__get_instrument(..., create_new=0)`: the instrument, else the (new) straggler.
-    fn lookup(
-        map: &HashMap<(u8, u8, usize), usize>,
-        stragglers: &mut HashMap<(u8, usize), (usize, usize)>,
-        score: &mut Score,
-        program: u8,
-        ch: u8,
-        track: usize,
-    ) -> Target {
-        if let Some(&i) = map.get(&(program, ch, track)) {
-            return Target::Instrument(i);
+    fn start_track(&mut self, track: usize) {
+        self.track = track;
+        self.track_name = None;
+        self.program = [0; 16];
+        self.instrument_map.fill(NONE);
+        self.stragglers = [(NONE, NONE); 16];
+        for &slot in &self.touched {
+            self.open[usize::from(slot)].clear();
         }
-        if let Some(&(c, b)) = stragglers.get(&(ch, track)) {
-            return Target::Straggler(c, b);
+        self.touched.clear();
+    }
+
+    fn note_on(&mut self, tick: u64, ch: u8, key: u8, vel: u8) {
+        let slot = usize::from(ch) * 128 + usize::from(key);
+        if self.open[slot].is_empty() {
+            self.touched.push(slot as u16);
         }
-        score.cc_lists.push(Vec::new());
-        score.bend_lists.push(Vec::new());
-        let lists = (score.cc_lists.len() - 1, score.bend_lists.len() - 1);
-        stragglers.insert((ch, track), lists);
-        Target::Straggler(lists.0, lists.1)
+        self.open[slot].push((tick, vel));
+    }
+
+    /// pretty_midi closes every open note of the key that did not start at this very tick; if
+    /// any closed, the same-tick ones stay open, else the key is forgotten altogether.
+    fn note_off(&mut self, end_tick: u64, ch: u8, key: u8) {
+        let slot = usize::from(ch) * 128 + usize::from(key);
+        let mut open = std::mem::take(&mut self.open[slot]);
+        if open.is_empty() {
+            return; // spurious note-off
+        }
+        let mut closed = false;
+        for &(start_tick, velocity) in open.iter().filter(|o| o.0 != end_tick) {
+            let program = self.program[usize::from(ch)];
+            let idx = self.get_or_create(program, ch);
+            self.instruments[idx].notes.push(Note {
+                pitch: key,
+                velocity,
+                start_tick,
+                end_tick,
+            });
+            closed = true;
+        }
+        if closed {
+            open.retain(|o| o.0 == end_tick);
+        } else {
+            open.clear();
+        }
+        self.open[slot] = open;
+    }
+
+    fn bend(&mut self, tick: u64, ch: u8, value: i16) {
+        let list = self.lookup(ch).1;
+        self.bend_lists[list].push(PitchBend { tick, value });
+    }
+
+    fn cc(&mut self, tick: u64, ch: u8, number: u8, value: u8) {
+        let list = self.lookup(ch).0;
+        self.cc_lists[list].push(ControlChange {
+            tick,
+            number,
+            value,
+        });
+    }
+
+    /// `__get_instrument(..., create_new=0)`: the instrument's lists, else the (new)
+    /// straggler's.
+    fn lookup(&mut self, ch: u8) -> (usize, usize) {
+        let program = self.program[usize::from(ch)];
+        let i = self.instrument_map[usize::from(program) * 16 + usize::from(ch)];
+        if i != NONE {
+            let inst = &self.instruments[i as usize];
+            return (inst.cc_list, inst.bend_list);
+        }
+        let s = self.stragglers[usize::from(ch)];
+        if s.0 != NONE {
+            return (s.0 as usize, s.1 as usize);
+        }
+        let lists = self.new_lists();
+        self.stragglers[usize::from(ch)] = (lists.0 as u32, lists.1 as u32);
+        lists
+    }
+
+    fn new_lists(&mut self) -> (usize, usize) {
+        self.cc_lists.push(Vec::new());
+        self.bend_lists.push(Vec::new());
+        (self.cc_lists.len() - 1, self.bend_lists.len() - 1)
     }
 
     /// `__get_instrument(..., create_new=1)`: adopts (shares) a straggler's event lists.
-    fn get_or_create(
-        score: &mut Score,
-        map: &mut HashMap<(u8, u8, usize), usize>,
-        stragglers: &HashMap<(u8, usize), (usize, usize)>,
-        names: &HashMap<usize, String>,
-        program: u8,
-        ch: u8,
-        track: usize,
-    ) -> usize {
-        if let Some(&i) = map.get(&(program, ch, track)) {
-            return i;
+    fn get_or_create(&mut self, program: u8, ch: u8) -> usize {
+        let key = usize::from(program) * 16 + usize::from(ch);
+        let i = self.instrument_map[key];
+        if i != NONE {
+            return i as usize;
         }
-        let (cc_list, bend_list) = match stragglers.get(&(ch, track)) {
-            Some(&lists) => lists,
-            None => {
-                score.cc_lists.push(Vec::new());
-                score.bend_lists.push(Vec::new());
-                (score.cc_lists.len() - 1, score.bend_lists.len() - 1)
-            }
+        let s = self.stragglers[usize::from(ch)];
+        let (cc_list, bend_list) = if s.0 != NONE {
+            (s.0 as usize, s.1 as usize)
+        } else {
+            self.new_lists()
         };
-        score.instruments.push(Instrument {
+        self.instruments.push(Instrument {
             program,
             channel: ch,
-            track,
+            track: self.track,
             is_drum: ch == 9,
-            name: names.get(&track).cloned().unwrap_or_default(),
+            name: self.track_name.clone().unwrap_or_default(),
             notes: Vec::new(),
             cc_list,
             bend_list,
         });
-        let i = score.instruments.len() - 1;
-        map.insert((program, ch, track), i);
+        let i = self.instruments.len() - 1;
+        self.instrument_map[key] = i as u32;
         i
     }
 }
