@@ -64,8 +64,15 @@ pub struct Generator {
 
 impl Generator {
     /// Build on `device` (f32 on CPU; bf16 compute on CUDA, where it is safe for inference).
-    pub fn new(weights: ModelWeights, device: Device) -> std::result::Result<Self, crate::checkpoint::CheckpointError> {
-        let dtype = if device.is_cuda() { DType::BF16 } else { DType::F32 };
+    pub fn new(
+        weights: ModelWeights,
+        device: Device,
+    ) -> std::result::Result<Self, crate::checkpoint::CheckpointError> {
+        let dtype = if device.is_cuda() {
+            DType::BF16
+        } else {
+            DType::F32
+        };
         let net = weights.build(&device, dtype)?;
         Ok(Self {
             weights,
@@ -105,7 +112,9 @@ impl Generator {
                     for r in rolls.iter().take(b) {
                         known.extend(r.crop(0, w).to_model_input());
                     }
-                    let masks: Vec<f32> = (0..b).flat_map(|_| mask.iter().map(|&v| f32::from(v))).collect();
+                    let masks: Vec<f32> = (0..b)
+                        .flat_map(|_| mask.iter().map(|&v| f32::from(v)))
+                        .collect();
                     let known = Tensor::from_vec(known, (b, 1, PITCHES, w), dev)?;
                     let mask = Tensor::from_vec(masks, (b, 1, PITCHES, w), dev)?;
                     Some(Inpaint::new(&known, &mask)?)
@@ -114,7 +123,11 @@ impl Generator {
             },
             None => None,
         };
-        let dt = if dev.is_cuda() { DType::BF16 } else { DType::F32 };
+        let dt = if dev.is_cuda() {
+            DType::BF16
+        } else {
+            DType::F32
+        };
         let net = &self.net;
         let out = sample(
             |z, t, y| net.forward(&z.to_dtype(dt)?, t, y, Path::Inference),
@@ -156,8 +169,27 @@ pub fn merge_notes(
         }
     }
     // Kept notes keep their own velocities (the prompt roll stores them).
-    let mut notes = roll_to_notes(&kept, 0.5, Velocity::Learned);
-    notes.extend(roll_to_notes(&generated, threshold, velocity));
+    let mut notes = roll_to_notes(&kept, 0.0, Velocity::Learned);
+    // A generated note that touches a kept note of the same pitch would merge with it (or cut
+    // it) when the file is read back: leave the one-frame gap of a re-strike instead.
+    let touching = |a: usize, b: usize, p: u8| {
+        notes
+            .iter()
+            .any(|k| k.pitch == p && (k.start == a || k.end == b))
+    };
+    let generated: Vec<RollNote> = roll_to_notes(&generated, threshold, velocity)
+        .into_iter()
+        .filter_map(|mut g| {
+            if touching(g.end, usize::MAX, g.pitch) {
+                g.end -= 1;
+            }
+            if touching(usize::MAX, g.start, g.pitch) {
+                g.start += 1;
+            }
+            (g.start < g.end).then_some(g)
+        })
+        .collect();
+    notes.extend(generated);
     notes.sort();
     notes
 }

@@ -6,15 +6,16 @@
 //! the samplers in [`sampler`] turn noise into a roll, and [`roll::roll_to_notes`] back into notes.
 
 pub mod checkpoint;
+pub mod default_model;
 pub mod diffusion;
 pub mod eval;
+pub mod export;
+pub mod generate;
 pub mod midi;
 pub mod model;
+pub mod ops;
+#[cfg(feature = "plugin")]
+pub mod plugin;
 pub mod pt;
 pub mod roll;
 pub mod sampler;
-pub mod export;
-pub mod ops;
-#[cfg(feature = "plugin")] pub mod plugin;
-pub mod default_model;
-pub mod generate;

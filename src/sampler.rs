@@ -157,7 +157,6 @@ pub struct Hooks<'a> {
     pub cancel: Option<&'a AtomicBool>,
 }
 
-
 struct Ctx<'a, F> {
     net: &'a F,
     labels: &'a Tensor,

@@ -279,7 +279,7 @@ impl CustomOp3 for AttnBwd {
                     )
                 },
                 |(s, dp, dqh, dkh), task| {
-                        let (bi, h) = (task / a.heads, task % a.heads);
+                    let (bi, h) = (task / a.heads, task % a.heads);
                     a.probs(qkv, wq, wk, bi, h, n, d, s);
                     let base = bi * n * d3;
                     let v = qkv[base + 2 * d + h * hd..].as_ptr();

@@ -961,6 +961,17 @@ fn beats_roll(
                 .max_by_key(|&i| (hist[i], std::cmp::Reverse(i)))
                 .unwrap_or(0)
         }
+        // A file on the tick grid that states its meter at tick 0 (what DAWs and our own writer
+        // produce) has bar 1 at tick 0: trust it, so roll -> MIDI -> roll is stable.
+        None if phase.segs.len() == 1
+            && residue == 0
+            && score
+                .time_signatures
+                .iter()
+                .any(|t| t.tick == 0 && t.numerator > 1) =>
+        {
+            0
+        }
         None => estimate_bar_offset(
             &notes
                 .iter()

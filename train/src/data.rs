@@ -275,9 +275,14 @@ pub fn load_dataset(
 /// quarter of a window (seconds grid), keeping those whose window is not (nearly) empty.
 fn window_starts(roll: &PianoRoll, bars: &[usize], cfg: &DataConfig) -> Vec<usize> {
     let candidates: Vec<usize> = if bars.is_empty() {
-        (0..roll.frames()).step_by((cfg.frames / 4).max(1)).collect()
+        (0..roll.frames())
+            .step_by((cfg.frames / 4).max(1))
+            .collect()
     } else {
-        bars.iter().copied().filter(|&b| b < roll.frames()).collect()
+        bars.iter()
+            .copied()
+            .filter(|&b| b < roll.frames())
+            .collect()
     };
     candidates
         .into_iter()

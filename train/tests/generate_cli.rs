@@ -102,21 +102,51 @@ fn options_sidecar_and_replay() {
     let out = d.join("out");
     let raw = d.join("raw.safetensors");
     let (ok, text) = run(&[
-        "--ckpt", ck, "--out", out.to_str().unwrap(), "--num-samples", "3", "--seed", "5",
-        "--steps", "3", "--method", "euler", "--cfg", "2", "--cfg-interval", "0.1", "0.9",
-        "--class", "folk", "--threshold", "0.3", "--velocity", "learned", "--tempo", "100",
-        "--png", "--batch", "2", "--save-raw", raw.to_str().unwrap(),
+        "--ckpt",
+        ck,
+        "--out",
+        out.to_str().unwrap(),
+        "--num-samples",
+        "3",
+        "--seed",
+        "5",
+        "--steps",
+        "3",
+        "--method",
+        "euler",
+        "--cfg",
+        "2",
+        "--cfg-interval",
+        "0.1",
+        "0.9",
+        "--class",
+        "folk",
+        "--threshold",
+        "0.3",
+        "--velocity",
+        "learned",
+        "--tempo",
+        "100",
+        "--png",
+        "--batch",
+        "2",
+        "--save-raw",
+        raw.to_str().unwrap(),
     ]);
     assert!(ok, "{text}");
     for i in 0..3 {
         for ext in ["mid", "json", "png"] {
-            assert!(out.join(format!("sample_{i:04}.{ext}")).exists(), "missing sample_{i:04}.{ext}");
+            assert!(
+                out.join(format!("sample_{i:04}.{ext}")).exists(),
+                "missing sample_{i:04}.{ext}"
+            );
         }
         let s = midi::read_file(&out.join(format!("sample_{i:04}.mid"))).unwrap();
         assert!((s.initial_bpm() - 100.0).abs() < 0.01);
     }
     let side: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("sample_0001.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(out.join("sample_0001.json")).unwrap())
+            .unwrap();
     assert_eq!(side["class"], 1);
     assert_eq!(side["sampler"]["method"], "euler");
     assert_eq!(side["sampler"]["cfg_interval"][0], 0.1);
@@ -128,15 +158,25 @@ fn options_sidecar_and_replay() {
     let out2 = d.join("replay");
     let raw2 = d.join("raw2.safetensors");
     let (ok, text) = run(&[
-        "--replay", out.join("sample_0001.json").to_str().unwrap(), "--out", out2.to_str().unwrap(),
-        "--save-raw", raw2.to_str().unwrap(),
+        "--replay",
+        out.join("sample_0001.json").to_str().unwrap(),
+        "--out",
+        out2.to_str().unwrap(),
+        "--save-raw",
+        raw2.to_str().unwrap(),
     ]);
     assert!(ok, "{text}");
     assert_eq!(
         std::fs::read(out.join("sample_0001.mid")).unwrap(),
         std::fs::read(out2.join("sample_0001.mid")).unwrap()
     );
-    let a: Vec<f32> = x["x"].get(1).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let a: Vec<f32> = x["x"]
+        .get(1)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
     let y = candle_core::safetensors::load(&raw2, &Device::Cpu).unwrap();
     let b: Vec<f32> = y["x"].flatten_all().unwrap().to_vec1().unwrap();
     assert_eq!(a, b);
@@ -144,8 +184,27 @@ fn options_sidecar_and_replay() {
     // Interpolation between two sidecars: the path starts at the first sample's noise (both
     // runs one sample per batch, since float results depend on the batch's shape).
     let common = [
-        "--ckpt", ck, "--steps", "3", "--method", "euler", "--cfg", "2", "--cfg-interval", "0.1", "0.9",
-        "--class", "folk", "--threshold", "0.3", "--velocity", "learned", "--tempo", "100", "--batch", "1",
+        "--ckpt",
+        ck,
+        "--steps",
+        "3",
+        "--method",
+        "euler",
+        "--cfg",
+        "2",
+        "--cfg-interval",
+        "0.1",
+        "0.9",
+        "--class",
+        "folk",
+        "--threshold",
+        "0.3",
+        "--velocity",
+        "learned",
+        "--tempo",
+        "100",
+        "--batch",
+        "1",
     ];
     let single = d.join("single");
     let mut args = common.to_vec();
@@ -154,8 +213,19 @@ fn options_sidecar_and_replay() {
     assert!(ok, "{text}");
     let out3 = d.join("interp");
     let mut args = common.to_vec();
-    let (a, b) = (single.join("sample_0000.json"), single.join("sample_0001.json"));
-    args.extend(["--out", out3.to_str().unwrap(), "--interpolate", a.to_str().unwrap(), b.to_str().unwrap(), "--count", "3"]);
+    let (a, b) = (
+        single.join("sample_0000.json"),
+        single.join("sample_0001.json"),
+    );
+    args.extend([
+        "--out",
+        out3.to_str().unwrap(),
+        "--interpolate",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--count",
+        "3",
+    ]);
     let (ok, text) = run(&args);
     assert!(ok, "{text}");
     assert_eq!(
@@ -173,11 +243,23 @@ fn init_noise_gives_the_sampler_output() {
     let d = tmp("noise");
     let z = Tensor::randn(0f32, 1.0, (2, 1, 128, 128), &Device::Cpu).unwrap();
     let zp = d.join("z.safetensors");
-    candle_core::safetensors::save(&std::collections::HashMap::from([("z".to_string(), z.clone())]), &zp).unwrap();
+    candle_core::safetensors::save(
+        &std::collections::HashMap::from([("z".to_string(), z.clone())]),
+        &zp,
+    )
+    .unwrap();
     let raw = d.join("x.safetensors");
     let (ok, text) = run(&[
-        "--ckpt", test_ckpt().to_str().unwrap(), "--out", d.join("o").to_str().unwrap(),
-        "--init-noise", zp.to_str().unwrap(), "--save-raw", raw.to_str().unwrap(), "--class", "0",
+        "--ckpt",
+        test_ckpt().to_str().unwrap(),
+        "--out",
+        d.join("o").to_str().unwrap(),
+        "--init-noise",
+        zp.to_str().unwrap(),
+        "--save-raw",
+        raw.to_str().unwrap(),
+        "--class",
+        "0",
     ]);
     assert!(ok, "{text}");
     let w = checkpoint::load(test_ckpt(), checkpoint::Weights::Ema1).unwrap();
@@ -205,11 +287,47 @@ fn init_noise_gives_the_sampler_output() {
 #[test]
 fn original_pt_generates() {
     let d = tmp("pt");
-    let pt = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/golden/seed_checkpoint_tiny.pt");
-    let (ok, text) = run(&["--ckpt", pt.to_str().unwrap(), "--out", d.to_str().unwrap(), "--num-samples", "1", "--steps", "2"]);
+    let pt = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/golden/seed_checkpoint_tiny.pt");
+    let (ok, text) = run(&[
+        "--ckpt",
+        pt.to_str().unwrap(),
+        "--out",
+        d.to_str().unwrap(),
+        "--num-samples",
+        "1",
+        "--steps",
+        "2",
+    ]);
     assert!(ok, "{text}");
     assert!(d.join("sample_0000.mid").exists());
     let _ = std::fs::remove_dir_all(&d);
+}
+
+/// Every prompt note inside the kept region comes back unchanged, and every output note inside
+/// it is a prompt note (or a prompt note cut where the regenerated region begins).
+fn assert_kept(
+    want: &BTreeSet<(u8, usize, usize)>,
+    got: &BTreeSet<(u8, usize, usize)>,
+    kept: impl Fn(u8, usize) -> bool,
+    what: &str,
+) {
+    let inside = |n: &(u8, usize, usize)| (n.1..n.2).all(|f| kept(n.0, f));
+    for n in want.iter().filter(|n| inside(n)) {
+        assert!(
+            got.contains(n),
+            "{what}: kept note {n:?} missing or changed"
+        );
+    }
+    for n in got.iter().filter(|n| inside(n)) {
+        let cut = want
+            .iter()
+            .any(|w| w.0 == n.0 && w.1 == n.1 && w.2 > n.2 && !kept(n.0, n.2));
+        assert!(
+            want.contains(n) || cut,
+            "{what}: note {n:?} in the kept region is not the prompt's"
+        );
+    }
 }
 
 /// Continue, fill and keep-pitches return the kept notes exactly.
@@ -223,33 +341,62 @@ fn kept_regions_come_back_exactly() {
     assert!(want.len() > 20, "the prompt has notes in its first 8 bars");
 
     let out = d.join("cont");
-    let (ok, text) = run(&["--ckpt", ck, "--out", out.to_str().unwrap(), "--num-samples", "2", "--prompt", p, "--keep-bars", "3"]);
+    let (ok, text) = run(&[
+        "--ckpt",
+        ck,
+        "--out",
+        out.to_str().unwrap(),
+        "--num-samples",
+        "2",
+        "--prompt",
+        p,
+        "--keep-bars",
+        "3",
+    ]);
     assert!(ok, "{text}");
     for i in 0..2 {
         let got = notes_of(&out.join(format!("sample_{i:04}.mid")));
-        let kept_in = |n: &(u8, usize, usize)| n.2 <= 48;
-        let a: BTreeSet<_> = want.iter().filter(|n| kept_in(n)).collect();
-        let b: BTreeSet<_> = got.iter().filter(|n| kept_in(n)).collect();
-        assert_eq!(a, b, "notes of the first 3 bars changed");
+        assert_kept(&want, &got, |_, f| f < 48, "continue");
     }
 
     let out = d.join("fill");
-    let (ok, text) = run(&["--ckpt", ck, "--out", out.to_str().unwrap(), "--prompt", p, "--fill", "3..4", "--num-samples", "1"]);
+    let (ok, text) = run(&[
+        "--ckpt",
+        ck,
+        "--out",
+        out.to_str().unwrap(),
+        "--prompt",
+        p,
+        "--fill",
+        "3..4",
+        "--num-samples",
+        "1",
+    ]);
     assert!(ok, "{text}");
     let got = notes_of(&out.join("sample_0000.mid"));
-    let outside = |n: &&(u8, usize, usize)| n.2 <= 32 || n.1 >= 64;
-    let a: BTreeSet<_> = want.iter().filter(outside).collect();
-    let b: BTreeSet<_> = got.iter().filter(outside).collect();
-    assert_eq!(a, b, "notes outside bars 3-4 changed");
+    assert_kept(&want, &got, |_, f| !(32..64).contains(&f), "fill");
 
     let out = d.join("band");
-    let (ok, text) = run(&["--ckpt", ck, "--out", out.to_str().unwrap(), "--prompt", p, "--keep-pitches", "60..84", "--num-samples", "1"]);
+    let (ok, text) = run(&[
+        "--ckpt",
+        ck,
+        "--out",
+        out.to_str().unwrap(),
+        "--prompt",
+        p,
+        "--keep-pitches",
+        "60..84",
+        "--num-samples",
+        "1",
+    ]);
     assert!(ok, "{text}");
     let got = notes_of(&out.join("sample_0000.mid"));
-    let band = |n: &&(u8, usize, usize)| (60..=84).contains(&n.0);
-    let a: BTreeSet<_> = want.iter().filter(band).collect();
-    let b: BTreeSet<_> = got.iter().filter(band).collect();
-    assert_eq!(a, b, "notes in the kept pitch band changed");
+    assert_kept(
+        &want,
+        &got,
+        |pitch, _| (60..=84).contains(&pitch),
+        "keep-pitches",
+    );
     let _ = std::fs::remove_dir_all(&d);
 }
 
@@ -259,7 +406,10 @@ fn clear_errors() {
     let o = d.join("o");
     let o = o.to_str().unwrap();
     let (ok, t) = run(&["--ckpt", "/nonexistent/model.safetensors", "--out", o]);
-    assert!(!ok && t.contains("/nonexistent/model.safetensors") && t.contains("cannot read"), "{t}");
+    assert!(
+        !ok && t.contains("/nonexistent/model.safetensors") && t.contains("cannot read"),
+        "{t}"
+    );
 
     let bad = d.join("bad.safetensors");
     std::fs::write(&bad, b"garbage garbage garbage").unwrap();
@@ -268,7 +418,10 @@ fn clear_errors() {
 
     let ck = test_ckpt().to_str().unwrap();
     let (ok, t) = run(&["--ckpt", ck, "--out", o, "--class", "jazz"]);
-    assert!(!ok && t.contains("unknown class `jazz`") && t.contains("0 (pop), 1 (folk)"), "{t}");
+    assert!(
+        !ok && t.contains("unknown class `jazz`") && t.contains("0 (pop), 1 (folk)"),
+        "{t}"
+    );
 
     let file = d.join("a-file");
     std::fs::write(&file, b"x").unwrap();
@@ -278,14 +431,46 @@ fn clear_errors() {
     let (ok, t) = run(&["--ckpt", ck, "--out", o, "--keep-bars", "2"]);
     assert!(!ok && t.contains("need --prompt"), "{t}");
 
-    let (ok, t) = run(&["--ckpt", ck, "--out", o, "--prompt", prompt_file().to_str().unwrap(), "--keep-bars", "8"]);
+    let (ok, t) = run(&[
+        "--ckpt",
+        ck,
+        "--out",
+        o,
+        "--prompt",
+        prompt_file().to_str().unwrap(),
+        "--keep-bars",
+        "8",
+    ]);
     assert!(!ok && t.contains("leaves nothing to generate"), "{t}");
 
     // A short prompt: kept region padded with silence, with a notice.
     let short = d.join("short.mid");
-    let notes = [jit_music::roll::RollNote { pitch: 60, start: 0, end: 4, velocity: 90 }];
-    std::fs::write(&short, jit_music::export::notes_to_smf(&notes, &jit_music::export::ExportSpec::new(Grid::Beats { steps_per_beat: 4 }))).unwrap();
-    let (ok, t) = run(&["--ckpt", ck, "--out", o, "--prompt", short.to_str().unwrap(), "--keep-bars", "4", "--num-samples", "1"]);
+    let notes = [jit_music::roll::RollNote {
+        pitch: 60,
+        start: 0,
+        end: 4,
+        velocity: 90,
+    }];
+    std::fs::write(
+        &short,
+        jit_music::export::notes_to_smf(
+            &notes,
+            &jit_music::export::ExportSpec::new(Grid::Beats { steps_per_beat: 4 }),
+        ),
+    )
+    .unwrap();
+    let (ok, t) = run(&[
+        "--ckpt",
+        ck,
+        "--out",
+        o,
+        "--prompt",
+        short.to_str().unwrap(),
+        "--keep-bars",
+        "4",
+        "--num-samples",
+        "1",
+    ]);
     assert!(ok && t.contains("fewer than the 64 kept"), "{t}");
     let _ = std::fs::remove_dir_all(&d);
 }
@@ -299,13 +484,31 @@ fn files_read_back_in_mido() {
         return;
     }
     let d = tmp("mido");
-    let (ok, t) = run(&["--ckpt", test_ckpt().to_str().unwrap(), "--out", d.to_str().unwrap(), "--num-samples", "2", "--threshold", "0.2"]);
+    let (ok, t) = run(&[
+        "--ckpt",
+        test_ckpt().to_str().unwrap(),
+        "--out",
+        d.to_str().unwrap(),
+        "--num-samples",
+        "2",
+        "--threshold",
+        "0.2",
+    ]);
     assert!(ok, "{t}");
     let script = "import mido,sys\nfor f in sys.argv[1:]:\n m=mido.MidiFile(f)\n assert m.type==1 and len(m.tracks)==2\n assert any(e.type=='set_tempo' for e in m.tracks[0])\n assert any(e.type=='time_signature' for e in m.tracks[0])\n assert any(e.type=='track_name' for e in m.tracks[0])\nprint('ok')";
     let out = Command::new("python3")
-        .args(["-c", script, d.join("sample_0000.mid").to_str().unwrap(), d.join("sample_0001.mid").to_str().unwrap()])
+        .args([
+            "-c",
+            script,
+            d.join("sample_0000.mid").to_str().unwrap(),
+            d.join("sample_0001.mid").to_str().unwrap(),
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let _ = std::fs::remove_dir_all(&d);
 }

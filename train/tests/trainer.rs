@@ -20,7 +20,11 @@ fn small_folder(dir: &Path) -> PathBuf {
     let d = dir.join("midi");
     std::fs::create_dir_all(&d).unwrap();
     for s in ["091", "092", "093"] {
-        std::fs::copy(fixtures().join(format!("pop909/{s}/{s}.mid")), d.join(format!("{s}.mid"))).unwrap();
+        std::fs::copy(
+            fixtures().join(format!("pop909/{s}/{s}.mid")),
+            d.join(format!("{s}.mid")),
+        )
+        .unwrap();
     }
     d
 }
@@ -96,17 +100,44 @@ fn resume_is_exact() {
     let stop = AtomicBool::new(false);
     // Uninterrupted.
     let run_a = dir.join("a");
-    let mut t = Trainer::new(config(&midi, 6), RunDir { root: run_a.clone() }, None, None, true).unwrap();
+    let mut t = Trainer::new(
+        config(&midi, 6),
+        RunDir {
+            root: run_a.clone(),
+        },
+        None,
+        None,
+        true,
+    )
+    .unwrap();
     t.run(&stop).unwrap();
     // Interrupted after 3 steps, then resumed in a new process-like session.
     let run_b = dir.join("b");
-    let mut t = Trainer::new(config(&midi, 6), RunDir { root: run_b.clone() }, None, None, true).unwrap();
+    let mut t = Trainer::new(
+        config(&midi, 6),
+        RunDir {
+            root: run_b.clone(),
+        },
+        None,
+        None,
+        true,
+    )
+    .unwrap();
     t.stop_at = Some(3);
     t.run(&stop).unwrap();
     assert_eq!(t.step, 3);
     drop(t);
     let last = run_b.join("checkpoints/last.safetensors");
-    let mut t = Trainer::new(config(&midi, 6), RunDir { root: run_b.clone() }, Some(&last), None, true).unwrap();
+    let mut t = Trainer::new(
+        config(&midi, 6),
+        RunDir {
+            root: run_b.clone(),
+        },
+        Some(&last),
+        None,
+        true,
+    )
+    .unwrap();
     assert_eq!(t.step, 3);
     t.run(&stop).unwrap();
     let (a, b) = (losses(&run_a), losses(&run_b));
@@ -130,7 +161,10 @@ fn resume_is_exact() {
     assert!(names.len() > 20);
     for n in &names {
         for p in ["ema1.", "ema2.", "opt.m.", "opt.v."] {
-            assert!(raw.tensors.contains_key(&format!("{p}{n}")), "missing {p}{n}");
+            assert!(
+                raw.tensors.contains_key(&format!("{p}{n}")),
+                "missing {p}{n}"
+            );
         }
     }
     // The published inference checkpoint loads as a model.
@@ -148,7 +182,14 @@ fn deterministic_and_init_from() {
     let mut curves = Vec::new();
     for r in ["x", "y"] {
         let run = dir.join(r);
-        let mut t = Trainer::new(config(&midi, 3), RunDir { root: run.clone() }, None, None, true).unwrap();
+        let mut t = Trainer::new(
+            config(&midi, 3),
+            RunDir { root: run.clone() },
+            None,
+            None,
+            true,
+        )
+        .unwrap();
         t.run(&stop).unwrap();
         curves.push(losses(&run));
     }
@@ -156,7 +197,16 @@ fn deterministic_and_init_from() {
     let published = dir.join("x/checkpoints/model.safetensors");
     let mut cfg = config(&midi, 5);
     cfg.seed = 8;
-    let t = Trainer::new(cfg, RunDir { root: dir.join("z") }, None, Some(&published), true).unwrap();
+    let t = Trainer::new(
+        cfg,
+        RunDir {
+            root: dir.join("z"),
+        },
+        None,
+        Some(&published),
+        true,
+    )
+    .unwrap();
     assert_eq!(t.step, 3);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -217,11 +267,17 @@ fn broken_files_are_reported_not_fatal() {
     let bad = dir.join("bad");
     std::fs::create_dir_all(&bad).unwrap();
     std::fs::write(bad.join("x.mid"), b"MThd").unwrap();
-    let e = data::load_dataset(&bad, &dir.join("cache2"), &cfg, true).err().unwrap().to_string();
+    let e = data::load_dataset(&bad, &dir.join("cache2"), &cfg, true)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("none of the 1 MIDI files"), "{e}");
     let none = dir.join("none");
     std::fs::create_dir_all(&none).unwrap();
-    let e = data::load_dataset(&none, &dir.join("cache3"), &cfg, true).err().unwrap().to_string();
+    let e = data::load_dataset(&none, &dir.join("cache3"), &cfg, true)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("no MIDI files"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -250,7 +306,11 @@ fn augmentation_keeps_notes_in_range() {
         for i in 0..8 {
             let x = &b.x[i * 128 * frames..(i + 1) * 128 * frames];
             let active = x.iter().filter(|&&v| v > 0.0).count();
-            assert_eq!(active, 2 * frames, "a shifted note left the range or vanished");
+            assert_eq!(
+                active,
+                2 * frames,
+                "a shifted note left the range or vanished"
+            );
             assert!(x.iter().all(|v| (-1.0..=1.0).contains(v)));
         }
     }

@@ -9,7 +9,10 @@ use jit_music::checkpoint::{self, Weights};
 use jit_music::export::{notes_to_smf, ExportSpec};
 use jit_music::generate::{merge_notes, Generator, Mode};
 use jit_music::midi;
-use jit_music::roll::{read_pop909_downbeats, score_to_roll, write_png, Grid, PianoRoll, RollOptions, Velocity, PITCHES};
+use jit_music::roll::{
+    read_pop909_downbeats, score_to_roll, write_png, Grid, PianoRoll, RollOptions, Velocity,
+    PITCHES,
+};
 use jit_music::sampler::{seeded_noise, Hooks, Method, SamplerConfig};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -111,9 +114,18 @@ struct Args {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum Noise {
-    Seed { seed: u64 },
-    File { path: PathBuf, index: usize },
-    Slerp { a: Box<Noise>, b: Box<Noise>, alpha: f64 },
+    Seed {
+        seed: u64,
+    },
+    File {
+        path: PathBuf,
+        index: usize,
+    },
+    Slerp {
+        a: Box<Noise>,
+        b: Box<Noise>,
+        alpha: f64,
+    },
 }
 
 /// The sidecar written next to each sample.
@@ -144,15 +156,24 @@ fn parse_range(s: &str, what: &str) -> Result<(usize, usize)> {
     let (a, b) = s
         .split_once("..")
         .with_context(|| format!("{what} must look like A..B, got `{s}`"))?;
-    let a: usize = a.trim().parse().with_context(|| format!("bad {what} `{s}`"))?;
-    let b: usize = b.trim().parse().with_context(|| format!("bad {what} `{s}`"))?;
+    let a: usize = a
+        .trim()
+        .parse()
+        .with_context(|| format!("bad {what} `{s}`"))?;
+    let b: usize = b
+        .trim()
+        .parse()
+        .with_context(|| format!("bad {what} `{s}`"))?;
     if b < a {
         bail!("{what} `{s}`: the end is before the start");
     }
     Ok((a, b))
 }
 
-fn load_model(ckpt: Option<&Path>, weights: Weights) -> Result<(jit_music::checkpoint::ModelWeights, String)> {
+fn load_model(
+    ckpt: Option<&Path>,
+    weights: Weights,
+) -> Result<(jit_music::checkpoint::ModelWeights, String)> {
     match ckpt {
         Some(p) => Ok((checkpoint::load(p, weights)?, p.display().to_string())),
         None => Ok((jit_music::default_model::load()?, "embedded:default".into())),
@@ -177,7 +198,11 @@ fn noise_of(n: &Noise, w: usize, noise_scale: f64) -> Result<Tensor> {
                 );
             }
             if *index >= dims[0] {
-                bail!("{}: z has {} samples, index {index} requested", path.display(), dims[0]);
+                bail!(
+                    "{}: z has {} samples, index {index} requested",
+                    path.display(),
+                    dims[0]
+                );
             }
             z.narrow(0, *index, 1)?.to_dtype(candle_core::DType::F32)?
         }
@@ -193,7 +218,11 @@ fn noise_of(n: &Noise, w: usize, noise_scale: f64) -> Result<Tensor> {
 fn slerp(a: &Tensor, b: &Tensor, t: f64) -> Result<Tensor> {
     let av: Vec<f32> = a.flatten_all()?.to_vec1()?;
     let bv: Vec<f32> = b.flatten_all()?.to_vec1()?;
-    let dot: f64 = av.iter().zip(&bv).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum();
+    let dot: f64 = av
+        .iter()
+        .zip(&bv)
+        .map(|(x, y)| f64::from(*x) * f64::from(*y))
+        .sum();
     let na: f64 = av.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
     let nb: f64 = bv.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>().sqrt();
     let cos = (dot / (na * nb).max(1e-12)).clamp(-1.0, 1.0);
@@ -201,7 +230,10 @@ fn slerp(a: &Tensor, b: &Tensor, t: f64) -> Result<Tensor> {
     let (wa, wb) = if theta.abs() < 1e-6 {
         (1.0 - t, t)
     } else {
-        (((1.0 - t) * theta).sin() / theta.sin(), (t * theta).sin() / theta.sin())
+        (
+            ((1.0 - t) * theta).sin() / theta.sin(),
+            (t * theta).sin() / theta.sin(),
+        )
     };
     let v: Vec<f32> = av
         .iter()
@@ -212,9 +244,16 @@ fn slerp(a: &Tensor, b: &Tensor, t: f64) -> Result<Tensor> {
 }
 
 /// The prompt on the model's grid and the keep mode.
-fn read_prompt(a: &Args, meta: &jit_music::checkpoint::CheckpointMeta) -> Result<Option<(PianoRoll, Mode, f64)>> {
+fn read_prompt(
+    a: &Args,
+    meta: &jit_music::checkpoint::CheckpointMeta,
+) -> Result<Option<(PianoRoll, Mode, f64)>> {
     let Some(path) = &a.prompt else {
-        if a.keep_bars.is_some() || a.keep_frames.is_some() || a.fill.is_some() || a.keep_pitches.is_some() {
+        if a.keep_bars.is_some()
+            || a.keep_frames.is_some()
+            || a.fill.is_some()
+            || a.keep_pitches.is_some()
+        {
             bail!("--keep-bars, --keep-frames, --fill and --keep-pitches need --prompt FILE.mid");
         }
         return Ok(None);
@@ -230,7 +269,11 @@ fn read_prompt(a: &Args, meta: &jit_music::checkpoint::CheckpointMeta) -> Result
         Grid::Beats { steps_per_beat } => 4 * steps_per_beat as usize,
         Grid::Seconds { fps } => fps as usize * 2,
     });
-    let modes = [a.keep_bars.is_some() || a.keep_frames.is_some(), a.fill.is_some(), a.keep_pitches.is_some()];
+    let modes = [
+        a.keep_bars.is_some() || a.keep_frames.is_some(),
+        a.fill.is_some(),
+        a.keep_pitches.is_some(),
+    ];
     if modes.iter().filter(|m| **m).count() != 1 {
         bail!("with --prompt, give exactly one of --keep-bars/--keep-frames, --fill A..B, --keep-pitches LOW..HIGH");
     }
@@ -248,13 +291,22 @@ fn read_prompt(a: &Args, meta: &jit_music::checkpoint::CheckpointMeta) -> Result
         if start >= w {
             bail!("--fill {f}: the model writes {} bars", w / fpb.max(1));
         }
-        Mode::Fill { start, end: end.min(w) }
+        Mode::Fill {
+            start,
+            end: end.min(w),
+        }
     } else {
-        let (lo, hi) = parse_range(a.keep_pitches.as_deref().unwrap_or_default(), "--keep-pitches")?;
+        let (lo, hi) = parse_range(
+            a.keep_pitches.as_deref().unwrap_or_default(),
+            "--keep-pitches",
+        )?;
         if hi > 127 {
             bail!("--keep-pitches: MIDI pitches go up to 127");
         }
-        Mode::KeepPitches { low: lo as u8, high: hi as u8 }
+        Mode::KeepPitches {
+            low: lo as u8,
+            high: hi as u8,
+        }
     };
     let needed = match mode {
         Mode::Continue { keep_frames } => keep_frames,
@@ -275,12 +327,16 @@ fn main() -> Result<()> {
     jit_music_train::runtime::tune_cpu_runtime();
     let a = Args::parse();
     if let Some(t) = a.threads {
-        rayon::ThreadPoolBuilder::new().num_threads(t.max(1)).build_global().ok();
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t.max(1))
+            .build_global()
+            .ok();
     }
     let replay: Option<Sidecar> = match &a.replay {
         Some(p) => Some(
             serde_json::from_str(
-                &std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?,
+                &std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read {}", p.display()))?,
             )
             .with_context(|| format!("{} is not a generate sidecar", p.display()))?,
         ),
@@ -299,7 +355,10 @@ fn main() -> Result<()> {
     let meta = mw.meta.clone();
     let w = meta.config.input_w;
     if meta.config.input_h != PITCHES {
-        bail!("this model has {} pitch rows; only 128-pitch models are supported", meta.config.input_h);
+        bail!(
+            "this model has {} pitch rows; only 128-pitch models are supported",
+            meta.config.input_h
+        );
     }
 
     // Settings: replay takes everything from the sidecar.
@@ -368,7 +427,8 @@ fn main() -> Result<()> {
     } else if let Some(pair) = &a.interpolate {
         let read = |p: &PathBuf| -> Result<Noise> {
             let s: Sidecar = serde_json::from_str(
-                &std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?,
+                &std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read {}", p.display()))?,
             )
             .with_context(|| format!("{} is not a generate sidecar", p.display()))?;
             Ok(s.noise)
@@ -389,9 +449,16 @@ fn main() -> Result<()> {
             .get("z")
             .with_context(|| format!("{}: no tensor named `z`", p.display()))?
             .dim(0)?;
-        (0..n).map(|i| Noise::File { path: p.clone(), index: i }).collect()
+        (0..n)
+            .map(|i| Noise::File {
+                path: p.clone(),
+                index: i,
+            })
+            .collect()
     } else {
-        (0..a.num_samples as u64).map(|i| Noise::Seed { seed: a.seed + i }).collect()
+        (0..a.num_samples as u64)
+            .map(|i| Noise::Seed { seed: a.seed + i })
+            .collect()
     };
     if noises.is_empty() {
         bail!("nothing to generate (--num-samples 0?)");
@@ -400,26 +467,39 @@ fn main() -> Result<()> {
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("cannot create output folder {}", a.out.display()))?;
     let probe = a.out.join(".write-test");
-    std::fs::write(&probe, b"").with_context(|| format!("output folder {} is not writable", a.out.display()))?;
+    std::fs::write(&probe, b"")
+        .with_context(|| format!("output folder {} is not writable", a.out.display()))?;
     let _ = std::fs::remove_file(probe);
 
     let device = match a.device.as_str() {
         "cpu" => Device::Cpu,
-        "cuda" => Device::new_cuda(0).context("cannot use CUDA (build with --features cuda and an NVIDIA driver)")?,
+        "cuda" => Device::new_cuda(0)
+            .context("cannot use CUDA (build with --features cuda and an NVIDIA driver)")?,
         d => bail!("unknown device `{d}`"),
     };
     let gen = Generator::new(mw, device)?;
     let total = noises.len() * sampler.forwards();
     let pb = ProgressBar::new(total as u64);
     pb.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} forwards [{elapsed_precise}<{eta_precise}] {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} forwards [{elapsed_precise}<{eta_precise}] {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let batch = if replay.is_some() { noises.len() } else { a.batch.max(1) };
+    let batch = if replay.is_some() {
+        noises.len()
+    } else {
+        a.batch.max(1)
+    };
     let mut raws: Vec<Tensor> = Vec::new();
     let first_index = replay
         .as_ref()
-        .and_then(|s| s.file.strip_prefix("sample_").and_then(|f| f.strip_suffix(".mid")).and_then(|n| n.parse().ok()))
+        .and_then(|s| {
+            s.file
+                .strip_prefix("sample_")
+                .and_then(|f| f.strip_suffix(".mid"))
+                .and_then(|n| n.parse().ok())
+        })
         .unwrap_or(0usize);
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let export_spec = |grid: Grid| ExportSpec {
@@ -437,30 +517,54 @@ fn main() -> Result<()> {
             .collect::<Result<_>>()?;
         let z0 = Tensor::cat(&zs, 0)?;
         let labels = vec![class; chunk.len()];
-        let prompts: Vec<PianoRoll> = prompt.iter().flat_map(|p| std::iter::repeat_n(p.0.clone(), chunk.len())).collect();
+        let prompts: Vec<PianoRoll> = prompt
+            .iter()
+            .flat_map(|p| std::iter::repeat_n(p.0.clone(), chunk.len()))
+            .collect();
         let mut progress = |d: usize, _t: usize| pb.set_position((done + d) as u64);
         let hooks = Hooks {
             progress: Some(&mut progress),
             cancel: None,
         };
         let x = gen
-            .sample_raw(&z0, &labels, &sampler, prompt.as_ref().map(|p| (prompts.as_slice(), &p.1)), hooks)?
+            .sample_raw(
+                &z0,
+                &labels,
+                &sampler,
+                prompt.as_ref().map(|p| (prompts.as_slice(), &p.1)),
+                hooks,
+            )?
             .context("sampling was cancelled")?;
         done += sampler.forwards();
         for (j, noise) in chunk.iter().enumerate() {
             // A replay re-runs the whole batch but writes only the sample it was asked for.
-            let replay_index = replay.as_ref().map(|s| if s.batch.is_empty() { 0 } else { s.batch_index });
+            let replay_index =
+                replay
+                    .as_ref()
+                    .map(|s| if s.batch.is_empty() { 0 } else { s.batch_index });
             if replay_index.is_some_and(|r| r != j) {
                 continue;
             }
-            let idx = if replay.is_some() { first_index } else { first_index + bi * batch + j };
+            let idx = if replay.is_some() {
+                first_index
+            } else {
+                first_index + bi * batch + j
+            };
             let xi: Vec<f32> = x.get(j)?.flatten_all()?.to_vec1()?;
             let roll = PianoRoll::from_model_output(w, &xi).context("unexpected output shape")?;
-            let notes = merge_notes(&roll, prompt.as_ref().map(|p| (&p.0, &p.1)), threshold, velocity);
+            let notes = merge_notes(
+                &roll,
+                prompt.as_ref().map(|p| (&p.0, &p.1)),
+                threshold,
+                velocity,
+            );
             let stem = format!("sample_{idx:04}");
             let spec = export_spec(meta.roll.grid);
-            std::fs::write(a.out.join(format!("{stem}.mid")), notes_to_smf(&notes, &spec))
-                .with_context(|| format!("cannot write into {}", a.out.display()))?;
+            std::fs::write(
+                a.out.join(format!("{stem}.mid")),
+                notes_to_smf(&notes, &spec),
+            )
+            .with_context(|| format!("cannot write into {}", a.out.display()))?;
             if a.png {
                 let fpb = meta.roll.grid.frames_per_bar(4, 4);
                 write_png(&roll, &a.out.join(format!("{stem}.png")), 4, fpb)?;
@@ -489,9 +593,15 @@ fn main() -> Result<()> {
                 prompt: prompt.as_ref().and(a_eff.prompt.clone()),
                 command: command.clone(),
             };
-            std::fs::write(a.out.join(format!("{stem}.json")), serde_json::to_string_pretty(&side)?)?;
+            std::fs::write(
+                a.out.join(format!("{stem}.json")),
+                serde_json::to_string_pretty(&side)?,
+            )?;
         }
-        match replay.as_ref().map(|s| if s.batch.is_empty() { 0 } else { s.batch_index }) {
+        match replay
+            .as_ref()
+            .map(|s| if s.batch.is_empty() { 0 } else { s.batch_index })
+        {
             Some(r) => raws.push(x.narrow(0, r, 1)?),
             None => raws.push(x),
         }
@@ -510,7 +620,10 @@ fn main() -> Result<()> {
         sampler.method,
         sampler.steps,
         sampler.cfg_scale,
-        meta.classes.get(class as usize).cloned().unwrap_or_else(|| class.to_string())
+        meta.classes
+            .get(class as usize)
+            .cloned()
+            .unwrap_or_else(|| class.to_string())
     );
     Ok(())
 }
