@@ -33,7 +33,11 @@ fn bench(c: &mut Criterion) {
         let vm = VarMap::new();
         let net = JiT::new(&cfg, VarBuilder::from_varmap(&vm, DType::F32, &dev)).unwrap();
         // Plain tensors (no variables), as a loaded checkpoint gives.
-        let map = net.named_tensors().into_iter().map(|(k, t)| (k, t.detach())).collect();
+        let map = net
+            .named_tensors()
+            .into_iter()
+            .map(|(k, t)| (k, t.detach()))
+            .collect();
         let net = JiT::new(&cfg, VarBuilder::from_tensors(map, DType::F32, &dev)).unwrap();
         let z = seeded_noise(0, 2, 128, 128, 1.0, &dev).unwrap();
         let t = Tensor::new(&[0.3f32, 0.3], &dev).unwrap();
