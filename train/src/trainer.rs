@@ -467,12 +467,12 @@ impl Trainer {
         };
         let x = x.to_device(&Device::Cpu)?;
         let fpb = self.cfg.data.grid.frames_per_bar(4, 4);
-        for i in 0..n {
+        for (i, &label) in labels.iter().enumerate() {
             let xi: Vec<f32> = x.get(i)?.flatten_all()?.to_vec1()?;
             let Some(roll) = PianoRoll::from_model_output(w, &xi) else {
                 continue;
             };
-            let label = labels[i] as usize;
+            let label = label as usize;
             let cname = self
                 .dataset
                 .classes
