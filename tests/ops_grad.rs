@@ -154,3 +154,19 @@ fn model_gradients_match_reference_path() {
         assert!(e < 1e-3, "gradient of {k}: rel L2 {e}");
     }
 }
+
+#[test]
+fn linear_matches_composition() {
+    check(
+        &[rand(&[37, 24], 30), rand(&[10, 24], 31), rand(&[10], 32)],
+        |t| ops::linear(&t[0], &t[1], &t[2]).unwrap(),
+        |t| ops::linear_reference(&t[0], &t[1], &t[2]).unwrap(),
+        "linear",
+    );
+    // The same inside `serial` (single-threaded kernels) and the inference form with W^T.
+    let (x, w, b) = (rand(&[37, 24], 30), rand(&[10, 24], 31), rand(&[10], 32));
+    let want = vals(&ops::linear_reference(&x, &w, &b).unwrap());
+    let s = vals(&ops::serial(|| ops::linear(&x, &w, &b)).unwrap());
+    let t = vals(&ops::linear_t(&x, &w.t().unwrap().contiguous().unwrap(), &b).unwrap());
+    assert!(common::rel_l2(&s, &want) < 1e-5 && common::rel_l2(&t, &want) < 1e-5);
+}

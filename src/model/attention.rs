@@ -36,11 +36,11 @@ impl Attention {
         let dt = x.dtype();
         // 1/sqrt(hd) folded into the q-norm gain: identical scores, one op fewer.
         let scale = 1.0 / (hd as f64).sqrt();
-        let qkv = self.qkv.forward(x)?; // [B*N, 3D]
+        let qkv = self.qkv.forward(x, path)?; // [B*N, 3D]
         if path.fused(&qkv) {
             let o =
                 crate::ops::attention(&qkv, &self.q_norm.weight, &self.k_norm.weight, b, h, scale)?; // [B*N, D]
-            return self.proj.forward(&o);
+            return self.proj.forward(&o, path);
         }
         let qkv = qkv
             .reshape((b, n, 3, h, hd))?
@@ -62,6 +62,6 @@ impl Attention {
             .transpose(1, 2)? // [B, N, H, hd]
             .contiguous()?
             .reshape((b * n, d))?; // [B*N, D]
-        self.proj.forward(&o)
+        self.proj.forward(&o, path)
     }
 }

@@ -32,7 +32,7 @@ impl JitBlock {
     /// x `[B, N, D]`, silu(c) `[B, D]` -> `[B, N, D]`.
     pub fn forward(&self, x: &Tensor, c_act: &Tensor, path: Path) -> Result<Tensor> {
         let (b, n, d) = x.dims3()?;
-        let mods = self.ada.forward(c_act)?.chunk(6, 1)?; // 6 x [B, D]
+        let mods = self.ada.forward(c_act, path)?.chunk(6, 1)?; // 6 x [B, D]
         let (shift1, scale1, gate1) = (&mods[0], &mods[1], &mods[2]);
         let (shift2, scale2, gate2) = (&mods[3], &mods[4], &mods[5]);
 

@@ -3,6 +3,7 @@
 
 use super::linear::Linear;
 use super::norm::silu;
+use super::Path;
 use candle_core::{DType, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
@@ -41,9 +42,10 @@ impl TimestepEmbedder {
     }
 
     /// t `[B]` in [0, 1] -> `[B, D]` in `dtype`.
-    pub fn forward(&self, t: &Tensor, dtype: DType) -> Result<Tensor> {
+    pub fn forward(&self, t: &Tensor, dtype: DType, path: Path) -> Result<Tensor> {
         let f = timestep_embedding(t, FREQ_DIM)?.to_dtype(dtype)?; // [B, 256]
-        self.mlp2.forward(&silu(&self.mlp0.forward(&f)?)?) // [B, D]
+        let h = silu(&self.mlp0.forward(&f, path)?)?;
+        self.mlp2.forward(&h, path) // [B, D]
     }
 }
 

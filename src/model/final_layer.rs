@@ -30,8 +30,8 @@ impl FinalLayer {
     /// x `[B, N, D]`, silu(c) `[B, D]` -> `[B*N, ph*pw*C]`.
     pub fn forward(&self, x: &Tensor, c_act: &Tensor, path: Path) -> Result<Tensor> {
         let (b, n, d) = x.dims3()?;
-        let mods = self.ada.forward(c_act)?.chunk(2, 1)?; // 2 x [B, D]
+        let mods = self.ada.forward(c_act, path)?.chunk(2, 1)?; // 2 x [B, D]
         let h = norm_modulate(x, &self.norm, &mods[0], &mods[1], path)?;
-        self.linear.forward(&h.reshape((b * n, d))?)
+        self.linear.forward(&h.reshape((b * n, d))?, path)
     }
 }

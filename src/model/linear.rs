@@ -1,6 +1,7 @@
 //! Linear layers with the PyTorch layout (`weight [out, in]`, `bias [out]`) and xavier-uniform
 //! initialisation, as the original's `initialize_weights`.
 
+use super::Path;
 use candle_core::{Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
@@ -8,6 +9,9 @@ use candle_nn::{Init, VarBuilder};
 pub struct Linear {
     pub weight: Tensor,       // [out, in]
     pub bias: Option<Tensor>, // [out]
+    /// `weight^T` made contiguous once, for frozen (inference) weights: gemm packs a row-major
+    /// right-hand side far faster than the strided view `weight.t()`.
+    weight_t: Option<Tensor>, // [in, out]
 }
 
 /// Xavier-uniform bound for a weight with these fans.
@@ -24,33 +28,35 @@ impl Linear {
         } else {
             None
         };
-        Ok(Self { weight, bias })
+        let weight_t = if weight.is_variable() {
+            None // trained: the graph must go through the variable itself
+        } else {
+            Some(weight.t()?.contiguous()?)
+        };
+        Ok(Self {
+            weight,
+            bias,
+            weight_t,
+        })
     }
 
     /// `x @ W^T + b` for x `[M, in]` (2D: batch and tokens folded into one matmul).
-    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let w = if self.weight.dtype() != x.dtype() {
-            self.weight.to_dtype(x.dtype())?
-        } else {
-            self.weight.clone()
+    pub fn forward(&self, x: &Tensor, path: Path) -> Result<Tensor> {
+        if path.fused(x) {
+            if let Some(b) = &self.bias {
+                return match &self.weight_t {
+                    Some(wt) => crate::ops::linear_t(x, wt, b),
+                    None => crate::ops::linear(x, &self.weight, b),
+                };
+            }
+        }
+        let y = match &self.weight_t {
+            Some(wt) if wt.dtype() == x.dtype() => x.matmul(wt)?, // [M, out]
+            _ => x.matmul(&self.weight.to_dtype(x.dtype())?.t()?)?,
         };
-        let y = x.matmul(&w.t()?)?; // [M, out]
         match &self.bias {
-            // Fused on CPU (parallel column-sum gradient), a broadcast add elsewhere.
-            Some(b) => crate::ops::bias_add(&y, &b.to_dtype(x.dtype())?),
+            Some(b) => y.broadcast_add(&b.to_dtype(x.dtype())?),
             None => Ok(y),
         }
-    }
-
-    /// For x `[.., in]` of any rank: folds the leading dims into one matmul.
-    pub fn forward_nd(&self, x: &Tensor) -> Result<Tensor> {
-        let dims = x.dims().to_vec();
-        let in_dim = *dims.last().unwrap_or(&1);
-        let m: usize = dims[..dims.len() - 1].iter().product();
-        let y = self.forward(&x.reshape((m, in_dim))?)?;
-        let mut out = dims.clone();
-        let last = out.len() - 1;
-        out[last] = y.dim(1)?;
-        y.reshape(out)
     }
 }

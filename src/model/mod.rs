@@ -99,13 +99,37 @@ impl JiT {
     }
 
     /// z `[B, 1, H, W]`, t `[B]`, y `[B]` -> x_pred `[B, 1, H, W]`, in z's dtype.
+    ///
+    /// For inference on the CPU, a batch of two or more (a CFG pair at least) runs as two halves
+    /// side by side, each on one thread with single-threaded kernels: at these sizes that beats
+    /// splitting every small matmul across the cores.
     pub fn forward(&self, z: &Tensor, t: &Tensor, y: &Tensor, path: Path) -> Result<Tensor> {
+        let b = z.dim(0)?;
+        if path == Path::Inference && b >= 2 && path.fused(z) && !crate::ops::is_serial() {
+            let h = b / 2;
+            let half = |s: usize, n: usize| -> Result<Tensor> {
+                crate::ops::serial(|| {
+                    self.forward_one(
+                        &z.narrow(0, s, n)?,
+                        &t.narrow(0, s, n)?,
+                        &y.narrow(0, s, n)?,
+                        path,
+                    )
+                })
+            };
+            let (a, c) = rayon::join(|| half(0, h), || half(h, b - h));
+            return Tensor::cat(&[a?, c?], 0);
+        }
+        self.forward_one(z, t, y, path)
+    }
+
+    fn forward_one(&self, z: &Tensor, t: &Tensor, y: &Tensor, path: Path) -> Result<Tensor> {
         let (b, _, _, _) = z.dims4()?;
         let dt = z.dtype();
         let (n, d) = (self.cfg.num_patches(), self.cfg.hidden_size);
         let x = self.x_embedder.forward(z)?.reshape((b, n, d))?; // [B, N, D]
         let mut x = x.broadcast_add(&self.pos_embed.to_dtype(dt)?)?;
-        let c = (self.t_embedder.forward(t, dt)? + self.y_embedder.forward(y, dt)?)?; // [B, D]
+        let c = (self.t_embedder.forward(t, dt, path)? + self.y_embedder.forward(y, dt)?)?; // [B, D]
         let c_act = block::ada_input(&c)?; // [B, D]
         for blk in &self.blocks {
             x = blk.forward(&x, &c_act, path)?;

@@ -24,7 +24,7 @@ impl SwiGlu {
 
     /// x `[M, D]` -> `[M, D]`.
     pub fn forward(&self, x: &Tensor, path: Path) -> Result<Tensor> {
-        let x12 = self.w12.forward(x)?; // [M, 2H]
+        let x12 = self.w12.forward(x, path)?; // [M, 2H]
         let h = if path.fused(&x12) {
             crate::ops::swiglu(&x12)? // [M, H]
         } else {
@@ -32,6 +32,6 @@ impl SwiGlu {
             let x2 = x12.narrow(1, self.hidden, self.hidden)?; // [M, H]
             (silu(&x1)? * x2)?
         };
-        self.w3.forward(&h)
+        self.w3.forward(&h, path)
     }
 }

@@ -1,7 +1,7 @@
 //! `y = rmsnorm(x) * gain[b] + shift[b]`: RMSNorm (no affine) fused with adaLN modulation.
 //! The norm's own weight is folded into `gain` by the caller (`weight * (1 + scale)`).
 
-use super::cpu::{rms_inv, slice};
+use super::cpu::{min_len, rms_inv, slice};
 use super::fused_ok;
 use crate::model::RMS_EPS as EPS;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, D};
@@ -45,15 +45,18 @@ impl CustomOp3 for AdaNorm {
         let (x, g, s) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
         let (b, n, d) = l1.shape().dims3()?;
         let mut y = vec![0f32; b * n * d];
-        y.par_chunks_mut(d).enumerate().for_each(|(row, yr)| {
-            let bi = row / n;
-            let xr = &x[row * d..(row + 1) * d];
-            let (gr, sr) = (&g[bi * d..(bi + 1) * d], &s[bi * d..(bi + 1) * d]);
-            let r = rms_inv(xr, EPS);
-            for i in 0..d {
-                yr[i] = xr[i] * r * gr[i] + sr[i];
-            }
-        });
+        y.par_chunks_mut(d)
+            .with_min_len(min_len())
+            .enumerate()
+            .for_each(|(row, yr)| {
+                let bi = row / n;
+                let xr = &x[row * d..(row + 1) * d];
+                let (gr, sr) = (&g[bi * d..(bi + 1) * d], &s[bi * d..(bi + 1) * d]);
+                let r = rms_inv(xr, EPS);
+                for i in 0..d {
+                    yr[i] = xr[i] * r * gr[i] + sr[i];
+                }
+            });
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
@@ -98,6 +101,7 @@ impl CustomOp3 for AdaNormBwd {
         let mut dg = vec![0f32; b * d];
         let mut ds = vec![0f32; b * d];
         dx.par_chunks_mut(n * d)
+            .with_min_len(min_len())
             .zip(dg.par_chunks_mut(d))
             .zip(ds.par_chunks_mut(d))
             .enumerate()

@@ -5,7 +5,7 @@
 //! folded into q's), `P = softmax(q k^T)`, `O = P v`. The backward recomputes `P` (as
 //! flash-attention does) instead of keeping `B*H*N*N` probabilities alive.
 
-use super::cpu::{gemm, rms_inv, slice, Mat};
+use super::cpu::{gemm, min_len, rms_inv, slice, Mat};
 use super::fused_ok;
 use crate::model::RMS_EPS as EPS;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, D};
@@ -194,30 +194,33 @@ impl CustomOp3 for Attn {
         let hd = d / self.heads;
         let mut out = vec![0f32; bn * d];
         let ptr = SendPtr(out.as_mut_ptr());
-        (0..self.b * self.heads).into_par_iter().for_each_init(
-            || Scratch::new(n, hd),
-            |s, task| {
-                let (bi, h) = (task / self.heads, task % self.heads);
-                self.probs(qkv, wq, wk, bi, h, n, d, s);
-                let v = qkv[(bi * n) * d3 + 2 * d + h * hd..].as_ptr();
-                // O = P @ v, written straight into this head's columns of the output.
-                unsafe {
-                    let dst = ptr.get().add(bi * n * d + h * hd);
-                    gemm(
-                        n,
-                        hd,
-                        n,
-                        dst,
-                        Mat::rows(d),
-                        false,
-                        s.p.as_ptr(),
-                        Mat::rows(n),
-                        v,
-                        Mat::rows(d3),
-                    );
-                }
-            },
-        );
+        (0..self.b * self.heads)
+            .into_par_iter()
+            .with_min_len(min_len())
+            .for_each_init(
+                || Scratch::new(n, hd),
+                |s, task| {
+                    let (bi, h) = (task / self.heads, task % self.heads);
+                    self.probs(qkv, wq, wk, bi, h, n, d, s);
+                    let v = qkv[(bi * n) * d3 + 2 * d + h * hd..].as_ptr();
+                    // O = P @ v, written straight into this head's columns of the output.
+                    unsafe {
+                        let dst = ptr.get().add(bi * n * d + h * hd);
+                        gemm(
+                            n,
+                            hd,
+                            n,
+                            dst,
+                            Mat::rows(d),
+                            false,
+                            s.p.as_ptr(),
+                            Mat::rows(n),
+                            v,
+                            Mat::rows(d3),
+                        );
+                    }
+                },
+            );
         Ok((CpuStorage::F32(out), Shape::from((bn, d))))
     }
 
@@ -269,6 +272,7 @@ impl CustomOp3 for AttnBwd {
         let ptr = SendPtr(dqkv.as_mut_ptr());
         let partials: Vec<Vec<f32>> = (0..a.b * a.heads)
             .into_par_iter()
+            .with_min_len(min_len())
             .map_init(
                 || {
                     (

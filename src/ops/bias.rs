@@ -1,7 +1,7 @@
 //! `y = x + b` for a row bias: its gradient is a column sum, done in parallel row blocks
 //! (candle's broadcast-gradient sum runs on one thread).
 
-use super::cpu::slice;
+use super::cpu::{min_len, slice};
 use super::fused_ok;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -36,7 +36,7 @@ impl CustomOp2 for BiasAdd {
         let (x, b) = (slice(s1, l1)?, slice(s2, l2)?);
         let o = b.len();
         let mut y = x.to_vec();
-        y.par_chunks_mut(o).for_each(|r| {
+        y.par_chunks_mut(o).with_min_len(min_len()).for_each(|r| {
             for (v, bi) in r.iter_mut().zip(b) {
                 *v += bi;
             }
@@ -68,6 +68,7 @@ impl CustomOp1 for ColSum {
         let rows_per = m.div_ceil(threads).max(1);
         let partials: Vec<Vec<f32>> = x
             .par_chunks(rows_per * o)
+            .with_min_len(min_len())
             .map(|block| {
                 let mut acc = vec![0f32; o];
                 for r in block.chunks(o) {

@@ -82,3 +82,81 @@ pub(crate) fn rms_inv(x: &[f32], eps: f32) -> f32 {
     let ss: f32 = x.iter().map(|v| v * v).sum();
     1.0 / (ss / x.len() as f32 + eps).sqrt()
 }
+
+thread_local! {
+    static SERIAL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Run `f` with this thread's kernels single-threaded. Callers that already split work across
+/// the cores (two halves of a batch on two threads) use it so that each half does not also
+/// fan out and wake the other core for every small matmul.
+pub fn serial<R>(f: impl FnOnce() -> R) -> R {
+    let prev = SERIAL.with(|s| s.replace(true));
+    let r = f();
+    SERIAL.with(|s| s.set(prev));
+    r
+}
+
+/// Whether this thread is inside [`serial`].
+pub fn is_serial() -> bool {
+    SERIAL.with(|s| s.get())
+}
+
+/// `with_min_len` for the kernels' parallel loops: unsplittable inside [`serial`].
+pub(crate) fn min_len() -> usize {
+    if is_serial() {
+        usize::MAX
+    } else {
+        1
+    }
+}
+
+/// gemm parallelism for this thread.
+pub(crate) fn parallelism() -> gemm::Parallelism {
+    let n = rayon::current_num_threads();
+    if is_serial() || n < 2 {
+        gemm::Parallelism::None
+    } else {
+        gemm::Parallelism::Rayon(n)
+    }
+}
+
+/// Like [`gemm`] but with this thread's parallelism (for whole-layer matmuls).
+///
+/// # Safety
+/// As [`gemm`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn gemm_par(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    d: Mat,
+    accumulate: bool,
+    lhs: *const f32,
+    l: Mat,
+    rhs: *const f32,
+    r: Mat,
+) {
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst,
+        d.cs,
+        d.rs,
+        accumulate,
+        lhs,
+        l.cs,
+        l.rs,
+        rhs,
+        r.cs,
+        r.rs,
+        1.0,
+        1.0,
+        false,
+        false,
+        false,
+        parallelism(),
+    )
+}

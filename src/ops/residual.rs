@@ -1,6 +1,6 @@
 //! `y = x + a * gate[b]`: the gated residual of every JiT sub-layer.
 
-use super::cpu::slice;
+use super::cpu::{min_len, slice};
 use super::fused_ok;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -38,13 +38,16 @@ impl CustomOp3 for Resid {
         let (x, a, g) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
         let (_, n, d) = l1.shape().dims3()?;
         let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(d).enumerate().for_each(|(row, yr)| {
-            let gb = &g[(row / n) * d..(row / n + 1) * d];
-            let (xr, ar) = (&x[row * d..(row + 1) * d], &a[row * d..(row + 1) * d]);
-            for i in 0..d {
-                yr[i] = xr[i] + ar[i] * gb[i];
-            }
-        });
+        y.par_chunks_mut(d)
+            .with_min_len(min_len())
+            .enumerate()
+            .for_each(|(row, yr)| {
+                let gb = &g[(row / n) * d..(row / n + 1) * d];
+                let (xr, ar) = (&x[row * d..(row + 1) * d], &a[row * d..(row + 1) * d]);
+                for i in 0..d {
+                    yr[i] = xr[i] + ar[i] * gb[i];
+                }
+            });
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
@@ -84,6 +87,7 @@ impl CustomOp3 for ResidBwd {
         let mut da = vec![0f32; b * n * d];
         let mut dg = vec![0f32; b * d];
         da.par_chunks_mut(n * d)
+            .with_min_len(min_len())
             .zip(dg.par_chunks_mut(d))
             .enumerate()
             .for_each(|(bi, (dab, dgb))| {

@@ -1,6 +1,6 @@
 //! `h = silu(x1) * x2` with `x1, x2` the two halves of the last dim.
 
-use super::cpu::slice;
+use super::cpu::{min_len, slice};
 use super::fused_ok;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -38,13 +38,16 @@ impl CustomOp1 for SwiGlu {
         let (m, h2) = l.shape().dims2()?;
         let h = h2 / 2;
         let mut y = vec![0f32; m * h];
-        y.par_chunks_mut(h).enumerate().for_each(|(row, yr)| {
-            let xr = &x[row * h2..(row + 1) * h2];
-            for i in 0..h {
-                let a = xr[i];
-                yr[i] = a * sigmoid(a) * xr[h + i];
-            }
-        });
+        y.par_chunks_mut(h)
+            .with_min_len(min_len())
+            .enumerate()
+            .for_each(|(row, yr)| {
+                let xr = &x[row * h2..(row + 1) * h2];
+                for i in 0..h {
+                    let a = xr[i];
+                    yr[i] = a * sigmoid(a) * xr[h + i];
+                }
+            });
         Ok((CpuStorage::F32(y), Shape::from((m, h))))
     }
 
@@ -69,17 +72,20 @@ impl CustomOp2 for SwiGluBwd {
         let (m, h2) = l1.shape().dims2()?;
         let h = h2 / 2;
         let mut dx = vec![0f32; m * h2];
-        dx.par_chunks_mut(h2).enumerate().for_each(|(row, dr)| {
-            let xr = &x[row * h2..(row + 1) * h2];
-            let g = &dy[row * h..(row + 1) * h];
-            for i in 0..h {
-                let (a, b) = (xr[i], xr[h + i]);
-                let s = sigmoid(a);
-                let silu = a * s;
-                dr[i] = g[i] * b * s * (1.0 + a * (1.0 - s));
-                dr[h + i] = g[i] * silu;
-            }
-        });
+        dx.par_chunks_mut(h2)
+            .with_min_len(min_len())
+            .enumerate()
+            .for_each(|(row, dr)| {
+                let xr = &x[row * h2..(row + 1) * h2];
+                let g = &dy[row * h..(row + 1) * h];
+                for i in 0..h {
+                    let (a, b) = (xr[i], xr[h + i]);
+                    let s = sigmoid(a);
+                    let silu = a * s;
+                    dr[i] = g[i] * b * s * (1.0 + a * (1.0 - s));
+                    dr[h + i] = g[i] * silu;
+                }
+            });
         Ok((CpuStorage::F32(dx), l1.shape().clone()))
     }
 }

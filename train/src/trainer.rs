@@ -5,10 +5,12 @@
 use crate::data::{self, DataConfig, Dataset, Sampler};
 use crate::optim::{AdamW, AdamWConfig};
 use anyhow::{bail, Context, Result};
+use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 use indicatif::{ProgressBar, ProgressStyle};
 use jit_music::checkpoint::{self, CheckpointMeta, Kind, RollSpec, Weights};
+use jit_music::diffusion::draws_to_tensors;
 use jit_music::diffusion::Objective;
 use jit_music::export::{roll_to_smf, ExportSpec};
 use jit_music::model::{JiT, JitConfig, Path as OpPath};
@@ -159,6 +161,69 @@ fn sorted_vars(vm: &VarMap) -> Vec<(String, Var)> {
 fn set_var(var: &Var, t: &Tensor) -> Result<()> {
     var.set(&t.to_dtype(DType::F32)?.to_device(var.device())?)?;
     Ok(())
+}
+
+/// Loss and gradients of one batch, with the same draws (t, noise, label dropout) as the whole
+/// batch would get from `seed`. On the CPU the batch runs as two halves on two threads, each
+/// with single-threaded kernels, and the gradients are combined weighted by the halves' sizes:
+/// data parallelism across the cores beats fanning every small op out to both. Elsewhere (CUDA)
+/// the network computes in bf16 from casts of the f32 weights (differentiable, so gradients reach
+/// the f32 variables) while the noise, the loss and the optimizer state stay f32.
+pub fn loss_and_grads(
+    objective: &Objective,
+    net: &JiT,
+    params: &[Var],
+    x: &Tensor,
+    labels: &[u32],
+    seed: u64,
+) -> Result<(f64, GradStore)> {
+    let dev = x.device().clone();
+    let b = labels.len();
+    let numel = x.elem_count() / b.max(1);
+    let d = objective.draw(seed, labels, numel, net.null_label());
+    let (t, e, y) = draws_to_tensors(&d, x.dims(), &dev)?;
+    if dev.is_cuda() {
+        let half = net.to_dtype(DType::BF16)?;
+        let loss = objective.v_loss(
+            |z, t, y| half.forward(&z.to_dtype(DType::BF16)?, t, y, OpPath::Training),
+            x,
+            &t,
+            &e,
+            &y,
+        )?;
+        let v = f64::from(loss.to_scalar::<f32>()?);
+        return Ok((v, loss.backward()?));
+    }
+    let part = |s: usize, n: usize| -> Result<(f64, GradStore)> {
+        jit_music::ops::serial(|| {
+            let loss = objective.v_loss(
+                |z, t, y| net.forward(z, t, y, OpPath::Training),
+                &x.narrow(0, s, n)?,
+                &t.narrow(0, s, n)?,
+                &e.narrow(0, s, n)?,
+                &y.narrow(0, s, n)?,
+            )?;
+            Ok((f64::from(loss.to_scalar::<f32>()?), loss.backward()?))
+        })
+    };
+    if b < 2 {
+        return part(0, b);
+    }
+    let h = b / 2;
+    let (ra, rb) = rayon::join(|| part(0, h), || part(h, b - h));
+    let ((la, mut ga), (lb, gb)) = (ra?, rb?);
+    let (wa, wb) = (h as f64 / b as f64, (b - h) as f64 / b as f64);
+    for p in params {
+        let t = p.as_tensor();
+        let g = match (ga.get(t), gb.get(t)) {
+            (Some(a), Some(c)) => ((a * wa)? + (c * wb)?)?,
+            (Some(a), None) => (a * wa)?,
+            (None, Some(c)) => (c * wb)?,
+            (None, None) => continue,
+        };
+        ga.insert(t, g);
+    }
+    Ok((la * wa + lb * wb, ga))
 }
 
 impl Trainer {
@@ -389,29 +454,40 @@ impl Trainer {
         Ok(())
     }
 
-    /// The loss of one batch (training graph).
-    pub fn batch_loss(&self, batch: &data::Batch, net: &JiT, path: OpPath) -> Result<Tensor> {
+    /// Seed of a step's draws.
+    fn draw_seed(&self, step: u64) -> u64 {
+        self.cfg.seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ step
+    }
+
+    /// Loss and gradients of a training batch.
+    pub fn step_grads(&self, batch: &data::Batch) -> Result<(f64, GradStore)> {
         let w = self.cfg.data.frames;
         let b = batch.labels.len();
         let x = Tensor::from_slice(&batch.x, (b, 1, PITCHES, w), &self.dev)?;
-        let seed = self.cfg.seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ batch.step;
-        // Mixed precision on CUDA: the network computes in bf16 from bf16 casts of the f32
-        // weights (the casts are differentiable, so gradients reach the f32 variables); the
-        // noise, the loss and the optimizer state stay f32. CPU trains in f32 throughout.
-        let half;
-        let net = if self.dev.is_cuda() {
-            half = net.to_dtype(DType::BF16)?;
-            &half
-        } else {
-            net
-        };
-        Ok(self.cfg.objective.loss(
-            |z, t, y| net.forward(&z.to_dtype(net.pos_embed.dtype())?, t, y, path),
+        let params: Vec<Var> = self.opt.params.iter().map(|p| p.var.clone()).collect();
+        loss_and_grads(
+            &self.cfg.objective,
+            &self.net,
+            &params,
+            &x,
+            &batch.labels,
+            self.draw_seed(batch.step),
+        )
+    }
+
+    /// The loss of one batch without gradients (validation), with that step's draws.
+    pub fn batch_loss(&self, batch: &data::Batch, net: &JiT) -> Result<f64> {
+        let w = self.cfg.data.frames;
+        let b = batch.labels.len();
+        let x = Tensor::from_slice(&batch.x, (b, 1, PITCHES, w), &self.dev)?;
+        let loss = self.cfg.objective.loss(
+            |z, t, y| net.forward(z, t, y, OpPath::Inference),
             &x,
             &batch.labels,
             net.null_label(),
-            seed,
-        )?)
+            self.draw_seed(batch.step),
+        )?;
+        Ok(f64::from(loss.to_dtype(DType::F32)?.to_scalar::<f32>()?))
     }
 
     /// Validation loss of the EMA-1 weights on the fixed held-out windows (fixed draws).
@@ -422,8 +498,7 @@ impl Trainer {
         let net = self.ema1_net()?;
         let mut total = 0.0;
         for b in &self.val_batches {
-            let l = self.batch_loss(b, &net, OpPath::Inference)?;
-            total += f64::from(l.to_scalar::<f32>()?);
+            total += self.batch_loss(b, &net)?;
         }
         Ok(Some(total / self.val_batches.len() as f64))
     }
@@ -525,8 +600,7 @@ impl Trainer {
             let batch = rx.recv().context("data loader stopped")?;
             wait_ms += t_wait.elapsed().as_secs_f64() * 1e3;
             let lr = self.cfg.optim.lr_at(self.step, total);
-            let loss = self.batch_loss(&batch, &self.net, OpPath::Training)?;
-            let loss_v = f64::from(loss.to_scalar::<f32>()?);
+            let (loss_v, grads) = self.step_grads(&batch)?;
             if !loss_v.is_finite() {
                 self.save(false, serde_json::json!({"stopped": "non-finite loss"}))?;
                 bail!(
@@ -534,7 +608,6 @@ impl Trainer {
                     self.step
                 );
             }
-            let grads = loss.backward()?;
             let gnorm = self.opt.step(&grads, lr)?;
             drop(grads);
             self.step += 1;
@@ -625,18 +698,13 @@ pub fn benchmark(cfg: &TrainConfig, n: u64) -> Result<()> {
         labels: vec![0; b],
         step: 0,
     };
+    let params: Vec<Var> = opt.params.iter().map(|p| p.var.clone()).collect();
     let step = |opt: &mut AdamW, batch: &data::Batch| -> Result<f64> {
         let x = Tensor::from_slice(&batch.x, (b, 1, PITCHES, w), &dev)?;
-        let loss = cfg.objective.loss(
-            |z, t, y| net.forward(z, t, y, OpPath::Training),
-            &x,
-            &batch.labels,
-            net.null_label(),
-            batch.step,
-        )?;
-        let grads = loss.backward()?;
+        let (loss, grads) =
+            loss_and_grads(&cfg.objective, &net, &params, &x, &batch.labels, batch.step)?;
         opt.step(&grads, 1e-4)?;
-        Ok(f64::from(loss.to_scalar::<f32>()?))
+        Ok(loss)
     };
     for _ in 0..2 {
         step(&mut opt, &premade)?;
