@@ -512,3 +512,61 @@ fn files_read_back_in_mido() {
     );
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// `convert` stores recommended settings and provenance; `inspect` shows them; `generate` uses
+/// them when no flag overrides them.
+#[test]
+fn recommended_settings_travel_with_the_checkpoint() {
+    let d = tmp("convert");
+    let report = d.join("eval.json");
+    std::fs::write(&report, r#"{"overall": 0.5}"#).unwrap();
+    let out = d.join("rec.safetensors");
+    let st = Command::new(env!("CARGO_BIN_EXE_convert"))
+        .args([test_ckpt().to_str().unwrap(), out.to_str().unwrap()])
+        .args(["--f16", "--cfg", "1", "--steps", "2", "--method", "euler"])
+        .args(["--threshold", "0.3", "--info"])
+        .arg(format!("evaluation={}", report.display()))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let w = checkpoint::load(&out, checkpoint::Weights::Ema1).unwrap();
+    assert_eq!(w.meta.sampler.steps, 2);
+    assert_eq!(w.meta.sampler.cfg_scale, 1.0);
+    assert_eq!(w.meta.info["threshold"], 0.3);
+    assert_eq!(w.meta.info["evaluation"]["overall"], 0.5);
+
+    let o = Command::new(env!("CARGO_BIN_EXE_inspect"))
+        .arg(&out)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{text}");
+    assert!(text.contains("Euler 2 steps, cfg 1"), "{text}");
+    assert!(text.contains("threshold 0.3"), "{text}");
+    assert!(text.contains("pop, folk"), "{text}");
+
+    let g = d.join("gen");
+    let (ok, t) = run(&[
+        "--ckpt",
+        out.to_str().unwrap(),
+        "--out",
+        g.to_str().unwrap(),
+    ]);
+    assert!(ok, "{t}");
+    let side: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(g.join("sample_0000.json")).unwrap())
+            .unwrap();
+    assert!(
+        (side["threshold"].as_f64().unwrap() - 0.3).abs() < 1e-6,
+        "{side}"
+    );
+    assert_eq!(side["sampler"]["steps"], 2, "{side}");
+
+    let bad = Command::new(env!("CARGO_BIN_EXE_convert"))
+        .args([test_ckpt().to_str().unwrap(), out.to_str().unwrap()])
+        .args(["--info", "no-equals-sign"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("KEY=FILE"));
+}

@@ -1,10 +1,11 @@
 //! `convert`: turn any checkpoint we can load (the original's .pt, a training checkpoint, an
 //! inference checkpoint) into an inference checkpoint, optionally in f16.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use candle_core::DType;
 use clap::Parser;
 use jit_music::checkpoint::{self, Weights};
+use jit_music::sampler::Method;
 
 /// Convert a checkpoint to a JiT-Music inference checkpoint (safetensors with its config).
 #[derive(Parser, Debug)]
@@ -23,6 +24,25 @@ struct Args {
     /// Set the model's display name.
     #[arg(long)]
     name: Option<String>,
+    /// Recommended sampling steps, stored for `generate` and the plugin.
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Recommended ODE method: heun or euler.
+    #[arg(long)]
+    method: Option<Method>,
+    /// Recommended classifier-free guidance scale.
+    #[arg(long)]
+    cfg: Option<f64>,
+    /// Recommended guidance interval LOW HIGH.
+    #[arg(long, num_args = 2, value_names = ["LOW", "HIGH"])]
+    cfg_interval: Option<Vec<f64>>,
+    /// Recommended note threshold (0..1 of full scale), stored as `info.threshold`.
+    #[arg(long)]
+    threshold: Option<f64>,
+    /// Record provenance: KEY=FILE.json puts the file's JSON under `info.KEY` (say, the
+    /// evaluation report). Repeatable.
+    #[arg(long, value_name = "KEY=FILE")]
+    info: Vec<String>,
 }
 
 fn main() -> Result<()> {
@@ -40,6 +60,36 @@ fn main() -> Result<()> {
         meta.name = n;
     }
     meta.kind = checkpoint::Kind::Inference;
+    if let Some(v) = a.steps {
+        meta.sampler.steps = v.max(1);
+    }
+    if let Some(m) = a.method {
+        meta.sampler.method = m;
+    }
+    if let Some(c) = a.cfg {
+        meta.sampler.cfg_scale = c;
+    }
+    if let Some(iv) = &a.cfg_interval {
+        meta.sampler.cfg_interval = (iv[0], iv[1]);
+    }
+    if !meta.info.is_object() {
+        meta.info = serde_json::json!({});
+    }
+    if let Some(t) = a.threshold {
+        if !(0.0..1.0).contains(&t) {
+            bail!("--threshold must be in [0, 1)");
+        }
+        meta.info["threshold"] = serde_json::json!(t);
+    }
+    for kv in &a.info {
+        let Some((key, file)) = kv.split_once('=') else {
+            bail!("--info takes KEY=FILE.json, got {kv}");
+        };
+        let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {file}"))?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("{file} is not JSON"))?;
+        meta.info[key] = value;
+    }
     checkpoint::save(&a.output, &tensors, &meta)
         .with_context(|| format!("cannot write {}", a.output.display()))?;
     eprintln!(

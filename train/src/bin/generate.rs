@@ -57,9 +57,9 @@ struct Args {
     /// Style class by name or index (see the checkpoint's classes).
     #[arg(long)]
     class: Option<String>,
-    /// Note threshold, 0..1 of full scale.
-    #[arg(long, default_value_t = 0.5)]
-    threshold: f32,
+    /// Note threshold, 0..1 of full scale (default: the checkpoint's recommendation, else 0.5).
+    #[arg(long)]
+    threshold: Option<f32>,
     /// Note velocity: fixed:N or learned (from the generated intensity).
     #[arg(long, default_value = "fixed:100")]
     velocity: Velocity,
@@ -386,7 +386,10 @@ fn main() -> Result<()> {
     };
     let (threshold, velocity) = match &replay {
         Some(s) => (s.threshold, s.velocity),
-        None => (a.threshold, a.velocity),
+        None => (
+            a.threshold.unwrap_or_else(|| checkpoint_threshold(&meta)),
+            a.velocity,
+        ),
     };
     if !(0.0..1.0).contains(&threshold) {
         bail!("--threshold must be in [0, 1)");
@@ -626,4 +629,13 @@ fn main() -> Result<()> {
             .unwrap_or_else(|| class.to_string())
     );
     Ok(())
+}
+
+/// The note threshold a checkpoint recommends (`info.threshold`, chosen with `evaluate`), else
+/// the original's 0.5.
+fn checkpoint_threshold(meta: &jit_music::checkpoint::CheckpointMeta) -> f32 {
+    meta.info["threshold"]
+        .as_f64()
+        .filter(|t| (0.0..1.0).contains(t))
+        .map_or(0.5, |t| t as f32)
 }

@@ -7,6 +7,8 @@
 //!   MIDI files to listen to.
 //! * A folder (recursive, parallel): files, failures by reason, total duration, a pitch
 //!   histogram, then crops drawn from random files.
+//! * A checkpoint (`.safetensors` or the original's `.pt`): the model it rebuilds, its styles,
+//!   recommended sampler settings and provenance (data, command, losses, evaluation).
 //! * `--export-roll OUT.safetensors` writes one file's whole roll as a u8 tensor `roll`
 //!   `[128, T]`. With `--grid seconds --fps 16 --no-articulation` it is exactly the original's
 //!   dataset: pretty_midi's `get_piano_roll(fs=16)`, times 255/127, clipped.
@@ -158,11 +160,106 @@ fn main() -> Result<()> {
             );
         }
         inspect_folder(&args)
+    } else if args.path.is_file() && is_checkpoint(&args.path) {
+        inspect_checkpoint(&args.path)
     } else if args.path.is_file() {
         inspect_file(&args)
     } else {
         bail!("{}: no such file or folder", args.path.display())
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A checkpoint.
+
+fn is_checkpoint(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("safetensors" | "pt" | "pth")
+    )
+}
+
+/// Print what a checkpoint rebuilds and where it came from.
+fn inspect_checkpoint(path: &Path) -> Result<()> {
+    use jit_music::checkpoint::{self, Weights};
+    let w = checkpoint::load(path, Weights::Ema1)?;
+    let m = &w.meta;
+    let params: usize = w.tensors.values().map(|t| t.elem_count()).sum();
+    let dtype = w.tensors.values().next().map_or("?".to_string(), |t| {
+        format!("{:?}", t.dtype()).to_lowercase()
+    });
+    println!("{}", path.display());
+    println!(
+        "  name        {}",
+        if m.name.is_empty() { "-" } else { &m.name }
+    );
+    println!(
+        "  model       {} ({:.2}M parameters, {dtype}), step {}",
+        m.config.preset_name().unwrap_or("custom size"),
+        params as f64 / 1e6,
+        m.step
+    );
+    println!(
+        "  roll        {} pitches x {} frames, {:?}{}",
+        m.roll.pitches,
+        m.roll.frames,
+        m.roll.grid,
+        if m.roll.articulation {
+            ", articulated"
+        } else {
+            ""
+        }
+    );
+    let default_class = m.info["default_class"].as_u64();
+    if m.classes.is_empty() {
+        println!("  styles      none (unconditional)");
+    } else {
+        let names: Vec<String> = m
+            .classes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if Some(i as u64) == default_class {
+                    format!("{c} (default)")
+                } else {
+                    c.clone()
+                }
+            })
+            .collect();
+        println!("  styles      {}", names.join(", "));
+    }
+    let s = &m.sampler;
+    println!(
+        "  sampler     {:?} {} steps, cfg {} on ({}, {}), threshold {}",
+        s.method,
+        s.steps,
+        s.cfg_scale,
+        s.cfg_interval.0,
+        s.cfg_interval.1,
+        m.info["threshold"].as_f64().unwrap_or(0.5)
+    );
+    let info = &m.info;
+    if let Some(c) = info["train"]["command"].as_str() {
+        println!("  trained by  {c}");
+    }
+    if let Some(n) = info["data"]["files"].as_u64() {
+        println!(
+            "  data        {n} files ({} train, {} held out), {} windows",
+            info["data"]["train_files"], info["data"]["val_files"], info["data"]["train_windows"]
+        );
+    }
+    for key in ["loss_smooth", "val_loss"] {
+        if let Some(v) = info[key].as_f64() {
+            println!("  {key:<11} {v:.4}");
+        }
+    }
+    if let Some(ev) = info["evaluation"].as_object() {
+        println!(
+            "  evaluation  {}",
+            serde_json::to_string(ev).unwrap_or_default()
+        );
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
