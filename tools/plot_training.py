@@ -7,13 +7,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 log, out = sys.argv[1], sys.argv[2]
-steps, loss, smooth, lr, vsteps, vloss = [], [], [], [], [], []
+# A resumed run replays the steps after its last checkpoint: the last record of a step wins.
+train, val = {}, {}
 for line in open(log):
     d = json.loads(line)
     if "val_loss" in d:
-        vsteps.append(d["step"]); vloss.append(d["val_loss"])
+        val[d["step"]] = d["val_loss"]
     elif "loss" in d:
-        steps.append(d["step"]); loss.append(d["loss"]); smooth.append(d["loss_smooth"]); lr.append(d["lr"])
+        train[d["step"]] = d
+steps = sorted(train); vsteps = sorted(val)
+loss = [train[s]["loss"] for s in steps]; smooth = [train[s]["loss_smooth"] for s in steps]
+lr = [train[s]["lr"] for s in steps]; vloss = [val[s] for s in vsteps]
 fig, ax = plt.subplots(figsize=(9, 4.5))
 ax.plot(steps, loss, lw=0.3, alpha=0.3, color="tab:blue", label="training loss (per step)")
 ax.plot(steps, smooth, lw=1.2, color="tab:blue", label="training loss (smoothed)")
