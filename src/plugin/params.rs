@@ -262,7 +262,7 @@ impl JitParams {
         Self {
             session: SessionCell::new(shared.state.clone()),
             bars: EnumParam::new("Bars", Bars::Four),
-            steps: IntParam::new("Steps", 24, IntRange::Linear { min: 1, max: 100 }),
+            steps: IntParam::new("Steps", 32, IntRange::Linear { min: 1, max: 100 }),
             method: EnumParam::new("Method", MethodParam::Heun),
             cfg: FloatParam::new(
                 "CFG scale",
@@ -294,7 +294,7 @@ impl JitParams {
             new_seed: BoolParam::new("New seed each time", true),
             threshold: FloatParam::new(
                 "Note threshold",
-                0.5,
+                0.4,
                 FloatRange::Linear {
                     min: 0.05,
                     max: 0.95,
