@@ -242,6 +242,16 @@ pub fn load_dataset(
             }
         }
     }
+    // A small folder can hash every file into the held-out split: train on them instead (the
+    // run then has no validation loss rather than no data).
+    if train.is_empty() && !val.is_empty() {
+        train.append(&mut val);
+        if train.len() > 1 {
+            if let Some(s) = train.pop() {
+                val.push(s);
+            }
+        }
+    }
     if val.is_empty() && cfg.val_fraction > 0.0 && train.len() > 1 {
         // Keep at least one held-out file: the last one (sorted order, so stable).
         if let Some(s) = train.pop() {
