@@ -258,3 +258,13 @@ fn a_new_threshold_rederives_from_the_stored_roll() {
         "back to the first threshold, back to the same notes"
     );
 }
+
+/// Style slot 0 plays the model's default class (pop for the embedded model), so a fresh
+/// instance makes the model's main style rather than a blend of all of them.
+#[test]
+fn style_slot_zero_is_the_models_default_class() {
+    let w = jit_music::default_model::load().expect("embedded model");
+    let pop = w.meta.classes.iter().position(|c| c == "pop");
+    let model = Model::build(&w, Device::Cpu).expect("model");
+    assert_eq!(model.default_class(), pop.map(|i| i as u32));
+}

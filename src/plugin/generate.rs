@@ -56,6 +56,14 @@ impl Model {
         })
     }
 
+    /// The class a model plays when no style is chosen: `info.default_class` (written by
+    /// `train` as the most weighted class), else class 0, as `generate` does.
+    pub fn default_class(&self) -> Option<u32> {
+        let n = self.meta.config.num_classes;
+        let c = self.meta.info["default_class"].as_u64().unwrap_or(0);
+        (c < n as u64).then_some(c as u32)
+    }
+
     pub fn info(&self) -> ModelInfo {
         let m = &self.meta;
         ModelInfo {
@@ -285,7 +293,7 @@ pub fn generate(
     let z0 = seeded_noise(s.seed, 1, h, w, meta.sampler.noise_scale, dev).map_err(err)?;
     let null = model.net.null_label();
     let label = if s.style <= 0 {
-        null
+        model.default_class().unwrap_or(null)
     } else {
         ((s.style - 1) as u32).min(null.saturating_sub(1))
     };

@@ -159,7 +159,7 @@ pub enum KeyParam {
     B,
 }
 
-/// Style slots: 0 = any (unconditional), `i` = class `i - 1` of the loaded checkpoint.
+/// Style slots: 0 = the model's default class, `i` = class `i - 1` of the loaded checkpoint.
 pub const MAX_STYLES: i32 = 64;
 
 const NOTE_NAMES: [&str; 12] = [

@@ -82,6 +82,9 @@ pub struct Shared {
     pub worker: WorkerStatus,
     /// Class names of the loaded model (for the style parameter's display).
     pub class_names: RwLock<Vec<String>>,
+    /// The loaded model's default class (`info.default_class`), or -1 for none: what style slot
+    /// 0 plays, so a fresh instance makes the model's main style rather than a blend.
+    pub default_class: std::sync::atomic::AtomicI32,
     pub repaint: RepaintNotifier,
 }
 
@@ -98,14 +101,25 @@ impl Shared {
             audio: AudioStatus::default(),
             worker: WorkerStatus::default(),
             class_names: RwLock::new(Vec::new()),
+            default_class: std::sync::atomic::AtomicI32::new(-1),
             repaint: RepaintNotifier::new(),
         })
     }
 
-    /// "Any" for slot 0, else the class name (never blocks: falls back to the number).
+    /// "Default (name)" for slot 0 (the model's default class; "Default" when it has none), else
+    /// the class name (never blocks: falls back to the number).
     pub fn style_name(&self, slot: i32) -> String {
         if slot <= 0 {
-            return "Any".into();
+            let d = self
+                .default_class
+                .load(std::sync::atomic::Ordering::Relaxed);
+            return match self.class_names.try_read() {
+                Ok(names) if d >= 0 => match names.get(d as usize) {
+                    Some(n) => format!("Default ({n})"),
+                    None => "Default".into(),
+                },
+                _ => "Default".into(),
+            };
         }
         let idx = (slot - 1) as usize;
         match self.class_names.try_read() {
@@ -117,10 +131,12 @@ impl Shared {
         }
     }
 
-    /// Inverse of [`Shared::style_name`]: "Any", a class name, "class N" or a slot number.
+    /// Inverse of [`Shared::style_name`]: "Default (...)", a class name, "class N" or a slot
+    /// number ("Any", the old name of slot 0, still parses).
     pub fn style_slot(&self, s: &str) -> Option<i32> {
         let s = s.trim();
-        if s.eq_ignore_ascii_case("any") {
+        let lower = s.to_ascii_lowercase();
+        if lower == "any" || lower.starts_with("default") {
             return Some(0);
         }
         if let Some(n) = s.strip_prefix("class ") {

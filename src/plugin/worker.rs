@@ -191,6 +191,10 @@ impl WorkerLoop {
                 if let Ok(mut names) = self.shared.class_names.write() {
                     *names = info.classes.clone();
                 }
+                self.shared.default_class.store(
+                    model.default_class().map_or(-1, |c| c as i32),
+                    Ordering::Relaxed,
+                );
                 *lock(&w.model) = Some(info);
                 self.model = Some(model);
                 if remember {
