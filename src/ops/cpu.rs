@@ -53,26 +53,42 @@ pub(crate) unsafe fn gemm(
     rhs: *const f32,
     r: Mat,
 ) {
-    gemm::gemm(
+    gemm_with(
         m,
         n,
         k,
         dst,
-        d.cs,
-        d.rs,
+        d,
         accumulate,
         lhs,
-        l.cs,
-        l.rs,
+        l,
         rhs,
-        r.cs,
-        r.rs,
-        1.0,
-        1.0,
-        false,
-        false,
-        false,
+        r,
         gemm::Parallelism::None,
+    )
+}
+
+/// The one call into the `gemm` crate: column/row strides from [`Mat`], alpha = beta = 1.
+///
+/// # Safety
+/// As [`gemm`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_with(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    d: Mat,
+    accumulate: bool,
+    lhs: *const f32,
+    l: Mat,
+    rhs: *const f32,
+    r: Mat,
+    par: gemm::Parallelism,
+) {
+    gemm::gemm(
+        m, n, k, dst, d.cs, d.rs, accumulate, lhs, l.cs, l.rs, rhs, r.cs, r.rs, 1.0, 1.0, false,
+        false, false, par,
     )
 }
 
@@ -138,25 +154,5 @@ pub(crate) unsafe fn gemm_par(
     rhs: *const f32,
     r: Mat,
 ) {
-    gemm::gemm(
-        m,
-        n,
-        k,
-        dst,
-        d.cs,
-        d.rs,
-        accumulate,
-        lhs,
-        l.cs,
-        l.rs,
-        rhs,
-        r.cs,
-        r.rs,
-        1.0,
-        1.0,
-        false,
-        false,
-        false,
-        parallelism(),
-    )
+    gemm_with(m, n, k, dst, d, accumulate, lhs, l, rhs, r, parallelism())
 }

@@ -5,4 +5,5 @@
 pub mod data;
 pub mod optim;
 pub mod runtime;
+pub mod sampler_args;
 pub mod trainer;

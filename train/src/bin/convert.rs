@@ -5,7 +5,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::DType;
 use clap::Parser;
 use jit_music::checkpoint::{self, Weights};
-use jit_music::sampler::Method;
+use jit_music_train::sampler_args::SamplerArgs;
 
 /// Convert a checkpoint to a JiT-Music inference checkpoint (safetensors with its config).
 #[derive(Parser, Debug)]
@@ -24,18 +24,9 @@ struct Args {
     /// Set the model's display name.
     #[arg(long)]
     name: Option<String>,
-    /// Recommended sampling steps, stored for `generate` and the plugin.
-    #[arg(long)]
-    steps: Option<usize>,
-    /// Recommended ODE method: heun or euler.
-    #[arg(long)]
-    method: Option<Method>,
-    /// Recommended classifier-free guidance scale.
-    #[arg(long)]
-    cfg: Option<f64>,
-    /// Recommended guidance interval LOW HIGH.
-    #[arg(long, num_args = 2, value_names = ["LOW", "HIGH"])]
-    cfg_interval: Option<Vec<f64>>,
+    /// The sampler settings this checkpoint recommends to `generate`.
+    #[command(flatten)]
+    sampler: SamplerArgs,
     /// Recommended note threshold (0..1 of full scale), stored as `info.threshold`.
     #[arg(long)]
     threshold: Option<f64>,
@@ -60,18 +51,7 @@ fn main() -> Result<()> {
         meta.name = n;
     }
     meta.kind = checkpoint::Kind::Inference;
-    if let Some(v) = a.steps {
-        meta.sampler.steps = v.max(1);
-    }
-    if let Some(m) = a.method {
-        meta.sampler.method = m;
-    }
-    if let Some(c) = a.cfg {
-        meta.sampler.cfg_scale = c;
-    }
-    if let Some(iv) = &a.cfg_interval {
-        meta.sampler.cfg_interval = (iv[0], iv[1]);
-    }
+    a.sampler.apply(&mut meta.sampler);
     if !meta.info.is_object() {
         meta.info = serde_json::json!({});
     }

@@ -13,7 +13,8 @@ use jit_music::roll::{
     read_pop909_downbeats, score_to_roll, write_png, Grid, PianoRoll, RollOptions, Velocity,
     PITCHES,
 };
-use jit_music::sampler::{seeded_noise, Hooks, Method, SamplerConfig};
+use jit_music::sampler::{seeded_noise, Hooks, SamplerConfig};
+use jit_music_train::sampler_args::SamplerArgs;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -42,18 +43,8 @@ struct Args {
     /// Seed: sample i uses noise seed `seed + i`.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Sampling steps (default: the checkpoint's).
-    #[arg(long)]
-    steps: Option<usize>,
-    /// ODE method: heun or euler (default: the checkpoint's).
-    #[arg(long)]
-    method: Option<Method>,
-    /// Classifier-free guidance scale (default: the checkpoint's).
-    #[arg(long)]
-    cfg: Option<f64>,
-    /// Guidance only for LOW < t < HIGH (LOW = 0 means from the start).
-    #[arg(long, num_args = 2, value_names = ["LOW", "HIGH"])]
-    cfg_interval: Option<Vec<f64>>,
+    #[command(flatten)]
+    sampler: SamplerArgs,
     /// Style class by name or index (see the checkpoint's classes).
     #[arg(long)]
     class: Option<String>,
@@ -366,18 +357,7 @@ fn main() -> Result<()> {
     if let Some(s) = &replay {
         sampler = s.sampler.clone();
     } else {
-        if let Some(v) = a.steps {
-            sampler.steps = v.max(1);
-        }
-        if let Some(m) = a.method {
-            sampler.method = m;
-        }
-        if let Some(c) = a.cfg {
-            sampler.cfg_scale = c;
-        }
-        if let Some(iv) = &a.cfg_interval {
-            sampler.cfg_interval = (iv[0], iv[1]);
-        }
+        a.sampler.apply(&mut sampler);
     }
     let class = match (&replay, &a.class) {
         (Some(s), _) => s.class,
