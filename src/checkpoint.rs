@@ -103,6 +103,28 @@ impl CheckpointMeta {
         })
     }
 
+    /// The note threshold the checkpoint recommends (`info.threshold`, chosen with `evaluate`),
+    /// else the original's 0.5.
+    pub fn recommended_threshold(&self) -> f32 {
+        self.info["threshold"]
+            .as_f64()
+            .filter(|t| (0.0..1.0).contains(t))
+            .map_or(0.5, |t| t as f32)
+    }
+
+    /// The dip ratio for splitting notes (`info.dip`); else [`crate::roll::DEFAULT_DIP`] when
+    /// the model was trained on articulated rolls (its re-strikes are drawn as dips), and 0
+    /// (plain threshold runs, the original's decoding) when not.
+    pub fn recommended_dip(&self) -> f32 {
+        if !self.roll.articulation {
+            return 0.0;
+        }
+        self.info["dip"]
+            .as_f64()
+            .filter(|d| (0.0..1.0).contains(d))
+            .map_or(crate::roll::DEFAULT_DIP, |d| d as f32)
+    }
+
     /// "0 (pop), 1 (chorales)" or "0" for an unnamed model.
     pub fn class_list(&self) -> String {
         (0..self.config.num_classes)

@@ -2,7 +2,7 @@
 //! (beats: `ticks_per_beat / steps_per_beat` per frame; seconds: through the written tempo).
 
 use crate::midi::{write_smf, MidiWriteSpec, WriteNote};
-use crate::roll::{roll_to_notes, Grid, PianoRoll, RollNote, Velocity};
+use crate::roll::{roll_to_notes_split, Grid, PianoRoll, RollNote, Velocity};
 
 /// Settings for writing a generated roll.
 #[derive(Debug, Clone)]
@@ -12,6 +12,8 @@ pub struct ExportSpec {
     pub pitch_low: u8,
     pub bpm: f64,
     pub threshold: f32,
+    /// Split runs at dips (see [`roll_to_notes_split`]); 0 = plain threshold runs.
+    pub dip: f32,
     pub velocity: Velocity,
     pub channel: u8,
     pub track_name: String,
@@ -24,6 +26,7 @@ impl ExportSpec {
             pitch_low: 0,
             bpm: 120.0,
             threshold: 0.5,
+            dip: 0.0,
             velocity: Velocity::default(),
             channel: 0,
             track_name: "JiT-Music".into(),
@@ -70,5 +73,8 @@ pub fn notes_to_smf(notes: &[RollNote], spec: &ExportSpec) -> Vec<u8> {
 
 /// Roll -> notes (threshold, velocity) -> MIDI file bytes.
 pub fn roll_to_smf(roll: &PianoRoll, spec: &ExportSpec) -> Vec<u8> {
-    notes_to_smf(&roll_to_notes(roll, spec.threshold, spec.velocity), spec)
+    notes_to_smf(
+        &roll_to_notes_split(roll, spec.threshold, spec.dip, spec.velocity),
+        spec,
+    )
 }

@@ -4,7 +4,7 @@
 
 use crate::checkpoint::{CheckpointMeta, ModelWeights};
 use crate::model::{JiT, Path};
-use crate::roll::{roll_to_notes, PianoRoll, RollNote, Velocity, PITCHES};
+use crate::roll::{roll_to_notes, roll_to_notes_split, PianoRoll, RollNote, Velocity, PITCHES};
 use crate::sampler::{sample, Hooks, Inpaint, SamplerConfig};
 use candle_core::{DType, Device, Result, Tensor};
 use serde::{Deserialize, Serialize};
@@ -149,14 +149,15 @@ pub fn merge_notes(
     out: &PianoRoll,
     prompt: Option<(&PianoRoll, &Mode)>,
     threshold: f32,
+    dip: f32,
     velocity: Velocity,
 ) -> Vec<RollNote> {
     let frames = out.frames();
     let Some((prompt, mode)) = prompt else {
-        return roll_to_notes(out, threshold, velocity);
+        return roll_to_notes_split(out, threshold, dip, velocity);
     };
     let Some(mask) = mode.mask(frames) else {
-        return roll_to_notes(out, threshold, velocity);
+        return roll_to_notes_split(out, threshold, dip, velocity);
     };
     let prompt = prompt.crop(0, frames);
     let mut kept = prompt.clone();
@@ -177,7 +178,7 @@ pub fn merge_notes(
             .iter()
             .any(|k| k.pitch == p && (k.start == a || k.end == b))
     };
-    let generated: Vec<RollNote> = roll_to_notes(&generated, threshold, velocity)
+    let generated: Vec<RollNote> = roll_to_notes_split(&generated, threshold, dip, velocity)
         .into_iter()
         .filter_map(|mut g| {
             if touching(g.end, usize::MAX, g.pitch) {

@@ -115,7 +115,8 @@ impl Default for GenSettings {
         Self {
             seed: 1,
             // The default model's recommendation (docs/DEFAULT-MODEL.md): Heun 32 with CFG 3 and
-            // threshold 0.4 scored best on `evaluate` and takes about 0.4 s for 8 bars on 2 cores.
+            // threshold 0.35 (notes split at dips) scored best on `evaluate` and takes about 0.4 s
+            // for 8 bars on 2 cores.
             steps: 32,
             method: Method::Heun,
             cfg: 3.0,
@@ -126,7 +127,7 @@ impl Default for GenSettings {
             mode: Mode::New,
             fill: (3, 4),
             band: (0, 52),
-            threshold: 0.4,
+            threshold: 0.35,
             velocity: Velocity::Fixed(100),
         }
     }
@@ -393,7 +394,8 @@ pub fn generate(
             };
         }
     }
-    let mut notes = Idea::notes_from_roll(&roll, lay.ticks_per_frame, s.threshold, s.velocity);
+    let dip = meta.recommended_dip();
+    let mut notes = Idea::notes_from_roll(&roll, lay.ticks_per_frame, s.threshold, dip, s.velocity);
     if let Some(k) = &keep {
         let tpf = lay.ticks_per_frame;
         let tick = |f: usize| (f as f64 * tpf).round() as u32;
@@ -417,7 +419,7 @@ pub fn generate(
         bars: lay.bars,
         bar_ticks: lay.bar_ticks,
         notes: Vec::new(),
-        roll: Some(StoredRoll::new(&roll, lay.ticks_per_frame)),
+        roll: Some(StoredRoll::new(&roll, lay.ticks_per_frame, dip)),
         info: IdeaInfo {
             seed: s.seed,
             style: String::new(),

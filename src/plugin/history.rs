@@ -4,7 +4,7 @@
 //! applied to an old idea later.
 
 use super::pattern::{PatternNote, PPQ};
-use crate::roll::{roll_to_notes, PianoRoll, Velocity, PITCHES};
+use crate::roll::{roll_to_notes_split, PianoRoll, Velocity, PITCHES};
 use serde::{Deserialize, Serialize};
 
 /// Ideas kept per project (the oldest goes first).
@@ -35,15 +35,19 @@ pub struct IdeaInfo {
 pub struct StoredRoll {
     pub frames: usize,
     pub ticks_per_frame: f64,
+    /// The dip ratio its notes were split with (see `roll_to_notes_split`); 0 in older state.
+    #[serde(default)]
+    pub dip: f32,
     /// Base64 of the `[128, frames]` row-major intensities.
     pub data: String,
 }
 
 impl StoredRoll {
-    pub fn new(roll: &PianoRoll, ticks_per_frame: f64) -> Self {
+    pub fn new(roll: &PianoRoll, ticks_per_frame: f64, dip: f32) -> Self {
         Self {
             frames: roll.frames(),
             ticks_per_frame,
+            dip,
             data: base64_encode(roll.data()),
         }
     }
@@ -92,15 +96,16 @@ impl Idea {
         self.bars.saturating_mul(self.bar_ticks)
     }
 
-    /// Notes from a roll (threshold runs) on a grid of `ticks_per_frame`.
+    /// Notes from a roll (threshold runs, split at dips) on a grid of `ticks_per_frame`.
     pub fn notes_from_roll(
         roll: &PianoRoll,
         ticks_per_frame: f64,
         threshold: f32,
+        dip: f32,
         velocity: Velocity,
     ) -> Vec<PatternNote> {
         let tick = |f: usize| (f as f64 * ticks_per_frame).round().max(0.0) as u32;
-        let mut notes: Vec<PatternNote> = roll_to_notes(roll, threshold, velocity)
+        let mut notes: Vec<PatternNote> = roll_to_notes_split(roll, threshold, dip, velocity)
             .into_iter()
             .filter(|n| usize::from(n.pitch) < PITCHES)
             .map(|n| PatternNote {
@@ -124,7 +129,13 @@ impl Idea {
         let Some(roll) = stored.roll() else {
             return false;
         };
-        let notes = Self::notes_from_roll(&roll, stored.ticks_per_frame, threshold, velocity);
+        let notes = Self::notes_from_roll(
+            &roll,
+            stored.ticks_per_frame,
+            threshold,
+            stored.dip,
+            velocity,
+        );
         self.set_notes(&notes);
         self.info.threshold = threshold;
         self.info.velocity = velocity_label(velocity);

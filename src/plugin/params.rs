@@ -294,7 +294,7 @@ impl JitParams {
             new_seed: BoolParam::new("New seed each time", true),
             threshold: FloatParam::new(
                 "Note threshold",
-                0.4,
+                0.35,
                 FloatRange::Linear {
                     min: 0.05,
                     max: 0.95,

@@ -13,7 +13,9 @@ pub use grid::{
     estimate_bar_offset, pretty_midi_roll, read_pop909_downbeats, score_to_roll, BeatsAlignment,
     Grid, RollOptions, ScoreRoll,
 };
-pub use notes::{notes_to_roll, roll_to_notes, RollNote, Velocity};
+pub use notes::{
+    notes_to_roll, roll_to_notes, roll_to_notes_split, RollNote, Velocity, DEFAULT_DIP,
+};
 pub use png::{render_png, write_png};
 
 /// Number of pitch rows.

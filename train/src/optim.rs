@@ -37,9 +37,22 @@ pub enum Schedule {
 
 impl AdamWConfig {
     /// Linear warmup to `lr`, then cosine (or constant) down to `min_lr` at `total` steps.
-    pub fn lr_at(&self, step: u64, total: u64) -> f64 {
+    /// The warmup counts the optimizer's own updates (`updates`, equal to `step` in a run from
+    /// scratch), so that an `--init-from` run, which starts late in the schedule with fresh
+    /// moments, warms up too.
+    pub fn lr_at(&self, step: u64, updates: u64, total: u64) -> f64 {
+        let warm = if updates < self.warmup_steps {
+            (updates + 1) as f64 / self.warmup_steps as f64
+        } else {
+            1.0
+        };
+        warm * self.schedule_at(step, total)
+    }
+
+    /// The schedule without the warmup ramp.
+    fn schedule_at(&self, step: u64, total: u64) -> f64 {
         if step < self.warmup_steps {
-            return self.lr * (step + 1) as f64 / self.warmup_steps as f64;
+            return self.lr;
         }
         match self.schedule {
             Schedule::Constant => self.lr,
@@ -156,5 +169,48 @@ impl AdamW {
             p.ema2 = ((&p.ema2 * d2)? + (&w_new * (1.0 - d2))?)?;
         }
         Ok(norm)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wsd() -> AdamWConfig {
+        AdamWConfig {
+            lr: 4e-4,
+            min_lr: 1e-5,
+            warmup_steps: 100,
+            schedule: Schedule::Wsd,
+            beta1: 0.9,
+            beta2: 0.95,
+            eps: 1e-8,
+            weight_decay: 0.01,
+            clip_norm: 1.0,
+            decay_steps: 1000,
+        }
+    }
+
+    /// From scratch (updates == step): a linear ramp, the stable phase, then the decay to min_lr.
+    #[test]
+    fn warmup_stable_decay_from_scratch() {
+        let c = wsd();
+        assert!((c.lr_at(0, 0, 5000) - 4e-6).abs() < 1e-12);
+        assert!((c.lr_at(49, 49, 5000) - 2e-4).abs() < 1e-12);
+        assert_eq!(c.lr_at(100, 100, 5000), 4e-4);
+        assert_eq!(c.lr_at(3999, 3999, 5000), 4e-4);
+        assert!(c.lr_at(4500, 4500, 5000) < 4e-4);
+        assert!((c.lr_at(5000, 5000, 5000) - 1e-5).abs() < 1e-12);
+    }
+
+    /// An `--init-from` run starts at a late step with fresh moments: it ramps up again over its
+    /// own first updates, then follows the schedule at its step.
+    #[test]
+    fn init_from_warms_up_its_fresh_optimizer() {
+        let c = wsd();
+        assert!((c.lr_at(36_000, 0, 50_000) - 4e-6).abs() < 1e-12);
+        assert!((c.lr_at(36_049, 49, 50_000) - 2e-4).abs() < 1e-12);
+        assert_eq!(c.lr_at(36_100, 100, 50_000), 4e-4);
+        assert!(c.lr_at(49_500, 13_500, 50_000) < 4e-4);
     }
 }

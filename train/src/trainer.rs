@@ -555,7 +555,15 @@ impl Trainer {
                 .map(|c| format!("_{c}"))
                 .unwrap_or_default();
             let stem = format!("sample_{i:02}{cname}");
-            let spec = ExportSpec::new(self.cfg.data.grid);
+            let spec = ExportSpec {
+                // Previews decode as `generate` would for this run's rolls.
+                dip: if self.cfg.data.articulation {
+                    jit_music::roll::DEFAULT_DIP
+                } else {
+                    0.0
+                },
+                ..ExportSpec::new(self.cfg.data.grid)
+            };
             std::fs::write(dir.join(format!("{stem}.mid")), roll_to_smf(&roll, &spec))?;
             write_png(&roll, &dir.join(format!("{stem}.png")), 3, fpb)?;
         }
@@ -599,7 +607,7 @@ impl Trainer {
             let t_wait = Instant::now();
             let batch = rx.recv().context("data loader stopped")?;
             wait_ms += t_wait.elapsed().as_secs_f64() * 1e3;
-            let lr = self.cfg.optim.lr_at(self.step, total);
+            let lr = self.cfg.optim.lr_at(self.step, self.opt.t, total);
             let (loss_v, grads) = self.step_grads(&batch)?;
             if !loss_v.is_finite() {
                 self.save(false, serde_json::json!({"stopped": "non-finite loss"}))?;

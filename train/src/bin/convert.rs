@@ -30,6 +30,9 @@ struct Args {
     /// Recommended note threshold (0..1 of full scale), stored as `info.threshold`.
     #[arg(long)]
     threshold: Option<f64>,
+    /// Recommended dip ratio for splitting notes (0 = plain threshold runs), as `info.dip`.
+    #[arg(long)]
+    dip: Option<f64>,
     /// Record provenance: KEY=FILE.json puts the file's JSON under `info.KEY` (say, the
     /// evaluation report). Repeatable.
     #[arg(long, value_name = "KEY=FILE")]
@@ -60,6 +63,12 @@ fn main() -> Result<()> {
             bail!("--threshold must be in [0, 1)");
         }
         meta.info["threshold"] = serde_json::json!(t);
+    }
+    if let Some(d) = a.dip {
+        if !(0.0..1.0).contains(&d) {
+            bail!("--dip must be in [0, 1)");
+        }
+        meta.info["dip"] = serde_json::json!(d);
     }
     for kv in &a.info {
         let Some((key, file)) = kv.split_once('=') else {

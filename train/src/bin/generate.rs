@@ -51,6 +51,11 @@ struct Args {
     /// Note threshold, 0..1 of full scale (default: the checkpoint's recommendation, else 0.5).
     #[arg(long)]
     threshold: Option<f32>,
+    /// Split notes where the drawn intensity dips below this share of the neighbouring peaks
+    /// (the model's re-strikes); 0 = plain threshold runs. Default: the checkpoint's
+    /// recommendation (0.95 for a model trained on articulated rolls, else 0).
+    #[arg(long)]
+    dip: Option<f32>,
     /// Note velocity: fixed:N or learned (from the generated intensity).
     #[arg(long, default_value = "fixed:100")]
     velocity: Velocity,
@@ -136,6 +141,9 @@ struct Sidecar {
     class_name: Option<String>,
     sampler: SamplerConfig,
     threshold: f32,
+    /// Absent in sidecars written before dip splitting: 0, what they were decoded with.
+    #[serde(default)]
+    dip: f32,
     velocity: Velocity,
     tempo: f64,
     mode: Mode,
@@ -364,15 +372,19 @@ fn main() -> Result<()> {
         (None, Some(c)) => meta.class_index(c)?,
         (None, None) => meta.info["default_class"].as_u64().unwrap_or(0) as u32,
     };
-    let (threshold, velocity) = match &replay {
-        Some(s) => (s.threshold, s.velocity),
+    let (threshold, dip, velocity) = match &replay {
+        Some(s) => (s.threshold, s.dip, s.velocity),
         None => (
-            a.threshold.unwrap_or_else(|| checkpoint_threshold(&meta)),
+            a.threshold.unwrap_or_else(|| meta.recommended_threshold()),
+            a.dip.unwrap_or_else(|| meta.recommended_dip()),
             a.velocity,
         ),
     };
     if !(0.0..1.0).contains(&threshold) {
         bail!("--threshold must be in [0, 1)");
+    }
+    if !(0.0..1.0).contains(&dip) {
+        bail!("--dip must be in [0, 1)");
     }
 
     let prompt_args;
@@ -488,6 +500,7 @@ fn main() -> Result<()> {
     let export_spec = |grid: Grid| ExportSpec {
         bpm: tempo,
         threshold,
+        dip,
         velocity,
         track_name: format!("JiT-Music ({})", meta.name),
         ..ExportSpec::new(grid)
@@ -539,6 +552,7 @@ fn main() -> Result<()> {
                 &roll,
                 prompt.as_ref().map(|p| (&p.0, &p.1)),
                 threshold,
+                dip,
                 velocity,
             );
             let stem = format!("sample_{idx:04}");
@@ -570,6 +584,7 @@ fn main() -> Result<()> {
                 class_name: meta.classes.get(class as usize).cloned(),
                 sampler: sampler.clone(),
                 threshold,
+                dip,
                 velocity,
                 tempo,
                 mode: prompt.as_ref().map(|p| p.1.clone()).unwrap_or(Mode::New),
@@ -609,13 +624,4 @@ fn main() -> Result<()> {
             .unwrap_or_else(|| class.to_string())
     );
     Ok(())
-}
-
-/// The note threshold a checkpoint recommends (`info.threshold`, chosen with `evaluate`), else
-/// the original's 0.5.
-fn checkpoint_threshold(meta: &jit_music::checkpoint::CheckpointMeta) -> f32 {
-    meta.info["threshold"]
-        .as_f64()
-        .filter(|t| (0.0..1.0).contains(t))
-        .map_or(0.5, |t| t as f32)
 }

@@ -230,13 +230,14 @@ fn inspect_checkpoint(path: &Path) -> Result<()> {
     }
     let s = &m.sampler;
     println!(
-        "  sampler     {:?} {} steps, cfg {} on ({}, {}), threshold {}",
+        "  sampler     {:?} {} steps, cfg {} on ({}, {}), threshold {}, dip split {}",
         s.method,
         s.steps,
         s.cfg_scale,
         s.cfg_interval.0,
         s.cfg_interval.1,
-        m.info["threshold"].as_f64().unwrap_or(0.5)
+        m.recommended_threshold(),
+        m.recommended_dip()
     );
     let info = &m.info;
     if let Some(c) = info["train"]["command"].as_str() {
