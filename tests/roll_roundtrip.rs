@@ -10,8 +10,8 @@
 use jit_music::export::{self, ExportSpec};
 use jit_music::midi;
 use jit_music::roll::{
-    notes_to_roll, pretty_midi_roll, roll_to_notes, score_to_roll, velocity_to_u8, Grid, PianoRoll,
-    RollNote, RollOptions, Velocity,
+    notes_to_roll, pretty_midi_roll, roll_to_notes, roll_to_notes_split, score_to_roll,
+    velocity_to_u8, Grid, PianoRoll, RollNote, RollOptions, Velocity,
 };
 use midly::num::{u15, u24, u28, u4, u7};
 use midly::{Format, Header, MetaMessage, MidiMessage, Smf, Timing, TrackEvent, TrackEventKind};
@@ -467,4 +467,43 @@ fn onset_order_cases_switch_phase() {
         .unwrap();
     let switched = switched.get();
     assert!(switched >= 16, "only {switched} of 64 cases switched phase");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// The dip split only ever cuts the plain decoder's notes: every split note lies inside a
+    /// plain note of its pitch, the parts of one note are disjoint and in order, and a roll of
+    /// hard gaps (what real files make) decodes exactly as without it.
+    #[test]
+    fn dip_split_refines_the_plain_notes(
+        cells in prop::collection::vec(0u8..=255, 4 * 64),
+        threshold in 0.0f32..0.9,
+        dip in 0.0f32..1.0,
+        notes in note_set(64),
+    ) {
+        let mut roll = PianoRoll::new(64);
+        for (i, &c) in cells.iter().enumerate() {
+            roll.set(60 + i / 64, i % 64, c);
+        }
+        let plain = roll_to_notes(&roll, threshold, Velocity::Fixed(100));
+        let split = roll_to_notes_split(&roll, threshold, dip, Velocity::Fixed(100));
+        prop_assert!(split.len() >= plain.len());
+        let mut prev: Option<RollNote> = None;
+        for s in &split {
+            prop_assert!(s.start < s.end);
+            prop_assert!(plain
+                .iter()
+                .any(|p| p.pitch == s.pitch && p.start <= s.start && s.end <= p.end));
+            if let Some(q) = prev.filter(|q| q.pitch == s.pitch) {
+                prop_assert!(q.end < s.start, "{q:?} then {s:?}");
+            }
+            prev = Some(*s);
+        }
+        let hard = notes_to_roll(&articulated(&notes, 100), 64);
+        prop_assert_eq!(
+            roll_to_notes_split(&hard, 0.5, dip, Velocity::Fixed(100)),
+            roll_to_notes(&hard, 0.5, Velocity::Fixed(100))
+        );
+    }
 }

@@ -55,21 +55,10 @@ pub fn roll_to_notes(roll: &PianoRoll, threshold: f32, velocity: Velocity) -> Ve
         while f < frames {
             if f32::from(row[f]) / 255.0 > threshold {
                 let s = f;
-                let mut sum = 0u32;
                 while f < frames && f32::from(row[f]) / 255.0 > threshold {
-                    sum += u32::from(row[f]);
                     f += 1;
                 }
-                let vel = match velocity {
-                    Velocity::Fixed(v) => v.clamp(1, 127),
-                    Velocity::Learned => u8_to_velocity((sum / (f - s) as u32) as u8),
-                };
-                out.push(RollNote {
-                    pitch: p as u8,
-                    start: s,
-                    end: f,
-                    velocity: vel,
-                });
+                out.push(note_from(row, p as u8, s, f, velocity));
             } else {
                 f += 1;
             }
@@ -100,9 +89,9 @@ pub fn roll_to_notes_split(
     }
     let mut split = Vec::with_capacity(out.len());
     for n in out.drain(..) {
-        let row = &roll.row(n.pitch as usize)[n.start..n.end];
-        let mut seg = 0;
-        for f in 1..row.len().saturating_sub(1) {
+        let row = roll.row(n.pitch as usize);
+        let mut seg = n.start;
+        for f in n.start + 1..n.end.saturating_sub(1) {
             let v = row[f];
             let local_min =
                 v <= row[f - 1] && v <= row[f + 1] && (v < row[f - 1] || v < row[f + 1]);
@@ -112,22 +101,22 @@ pub fn roll_to_notes_split(
             let left = row[seg..f].iter().copied().max().unwrap_or(0);
             // The peak to the right: climb while the intensity does not fall.
             let mut g = f + 1;
-            while g + 1 < row.len() && row[g + 1] >= row[g] {
+            while g + 1 < n.end && row[g + 1] >= row[g] {
                 g += 1;
             }
             let right = row[g];
             if f32::from(v) < dip * f32::from(left.min(right)) {
-                split.push(note_of(&n, row, seg, f, velocity));
+                split.push(note_from(row, n.pitch, seg, f, velocity));
                 seg = f + 1;
             }
         }
-        split.push(note_of(&n, row, seg, row.len(), velocity));
+        split.push(note_from(row, n.pitch, seg, n.end, velocity));
     }
     split
 }
 
-/// The part `[a, b)` of run `n` (whose frames are `row`) as a note.
-fn note_of(n: &RollNote, row: &[u8], a: usize, b: usize, velocity: Velocity) -> RollNote {
+/// Frames `[a, b)` of `row` (a pitch's intensities) as a note; a learned velocity is their mean.
+fn note_from(row: &[u8], pitch: u8, a: usize, b: usize, velocity: Velocity) -> RollNote {
     let vel = match velocity {
         Velocity::Fixed(v) => v.clamp(1, 127),
         Velocity::Learned => {
@@ -136,9 +125,9 @@ fn note_of(n: &RollNote, row: &[u8], a: usize, b: usize, velocity: Velocity) -> 
         }
     };
     RollNote {
-        pitch: n.pitch,
-        start: n.start + a,
-        end: n.start + b,
+        pitch,
+        start: a,
+        end: b,
         velocity: vel,
     }
 }
