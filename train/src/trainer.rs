@@ -293,8 +293,8 @@ impl Trainer {
                     .get(&p.name)
                     .with_context(|| format!("{}: missing tensor {}", path.display(), p.name))?;
                 set_var(&p.var, t)?;
-                p.ema1 = p.var.as_tensor().copy()?;
-                p.ema2 = p.var.as_tensor().copy()?;
+                p.ema1 = p.var.as_tensor().detach().copy()?;
+                p.ema2 = p.var.as_tensor().detach().copy()?;
             }
             step = w.meta.step;
         }

@@ -173,7 +173,8 @@ fn resume_is_exact() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The same seed and data give the same loss curve; --init-from keeps the recorded step.
+/// The same seed and data give the same loss curve; --init-from keeps the recorded step and
+/// trains on from it.
 #[test]
 fn deterministic_and_init_from() {
     let dir = tmp("det");
@@ -208,6 +209,19 @@ fn deterministic_and_init_from() {
     )
     .unwrap();
     assert_eq!(t.step, 3);
+    // The EMAs start as plain copies: one that tracked the weights' graph would chain every
+    // update onto the last and hold them all (a run leaked gigabytes in minutes).
+    let untracked = |t: &Trainer| {
+        t.opt
+            .params
+            .iter()
+            .all(|p| !p.ema1.track_op() && !p.ema2.track_op())
+    };
+    assert!(untracked(&t));
+    let mut t = t;
+    t.run(&stop).unwrap();
+    assert_eq!(t.step, 5);
+    assert!(untracked(&t));
     let _ = std::fs::remove_dir_all(&dir);
 }
 
