@@ -112,9 +112,8 @@ impl CheckpointMeta {
             .map_or(0.5, |t| t as f32)
     }
 
-    /// The dip ratio for splitting notes (`info.dip`); else [`crate::roll::DEFAULT_DIP`] when
-    /// the model was trained on articulated rolls (its re-strikes are drawn as dips), and 0
-    /// (plain threshold runs, the original's decoding) when not.
+    /// The dip ratio for splitting notes (`info.dip`), else [`crate::roll::default_dip`] of
+    /// the model's rolls; always 0 for rolls without articulation, which have no drawn gaps.
     pub fn recommended_dip(&self) -> f32 {
         if !self.roll.articulation {
             return 0.0;
@@ -122,7 +121,7 @@ impl CheckpointMeta {
         self.info["dip"]
             .as_f64()
             .filter(|d| (0.0..1.0).contains(d))
-            .map_or(crate::roll::DEFAULT_DIP, |d| d as f32)
+            .map_or(crate::roll::default_dip(true), |d| d as f32)
     }
 
     /// "0 (pop), 1 (chorales)" or "0" for an unnamed model.

@@ -14,7 +14,7 @@ pub use grid::{
     Grid, RollOptions, ScoreRoll,
 };
 pub use notes::{
-    notes_to_roll, roll_to_notes, roll_to_notes_split, RollNote, Velocity, DEFAULT_DIP,
+    default_dip, notes_to_roll, roll_to_notes, roll_to_notes_split, RollNote, Velocity, DEFAULT_DIP,
 };
 pub use png::{render_png, write_png};
 

@@ -72,6 +72,16 @@ pub fn roll_to_notes(roll: &PianoRoll, threshold: f32, velocity: Velocity) -> Ve
 /// it turns the model's drawn re-strikes into notes (overall OA 0.582 -> 0.630).
 pub const DEFAULT_DIP: f32 = 0.95;
 
+/// The dip ratio for a model's rolls: [`DEFAULT_DIP`] when they are articulated (its re-strikes
+/// are drawn as dips), 0 (plain threshold runs, the original's decoding) when not.
+pub fn default_dip(articulation: bool) -> f32 {
+    if articulation {
+        DEFAULT_DIP
+    } else {
+        0.0
+    }
+}
+
 /// [`roll_to_notes`] for an articulated roll: a run above `threshold` is also split where its
 /// intensity dips, because the model draws the one-frame gap before a re-struck note as a dip
 /// that often stays above the threshold. A frame is such a gap when it is a local minimum below

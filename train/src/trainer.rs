@@ -557,11 +557,7 @@ impl Trainer {
             let stem = format!("sample_{i:02}{cname}");
             let spec = ExportSpec {
                 // Previews decode as `generate` would for this run's rolls.
-                dip: if self.cfg.data.articulation {
-                    jit_music::roll::DEFAULT_DIP
-                } else {
-                    0.0
-                },
+                dip: jit_music::roll::default_dip(self.cfg.data.articulation),
                 ..ExportSpec::new(self.cfg.data.grid)
             };
             std::fs::write(dir.join(format!("{stem}.mid")), roll_to_smf(&roll, &spec))?;
