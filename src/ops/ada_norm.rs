@@ -1,7 +1,7 @@
 //! `y = rmsnorm(x) * gain[b] + shift[b]`: RMSNorm (no affine) fused with adaLN modulation.
 //! The norm's own weight is folded into `gain` by the caller (`weight * (1 + scale)`).
 
-use super::cpu::{min_len, rms_inv, slice};
+use super::cpu::{min_len, rms_inv, slice, uninit};
 use super::fused_ok;
 use crate::model::RMS_EPS as EPS;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, D};
@@ -44,7 +44,8 @@ impl CustomOp3 for AdaNorm {
     ) -> Result<(CpuStorage, Shape)> {
         let (x, g, s) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
         let (b, n, d) = l1.shape().dims3()?;
-        let mut y = vec![0f32; b * n * d];
+        // SAFETY: every row is written below.
+        let mut y = unsafe { uninit(b * n * d) };
         y.par_chunks_mut(d)
             .with_min_len(min_len())
             .enumerate()
@@ -97,9 +98,12 @@ impl CustomOp3 for AdaNormBwd {
     ) -> Result<(CpuStorage, Shape)> {
         let (x, g, dy) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
         let (b, n, d) = l1.shape().dims3()?;
-        let mut dx = vec![0f32; b * n * d];
-        let mut dg = vec![0f32; b * d];
-        let mut ds = vec![0f32; b * d];
+        // Packed output [dx, dgain, dshift]: dx is written in full, the two sums start at zero.
+        // SAFETY: as said.
+        let mut out = unsafe { uninit(b * n * d + 2 * b * d) };
+        let (dx, sums) = out.split_at_mut(b * n * d);
+        sums.fill(0.0);
+        let (dg, ds) = sums.split_at_mut(b * d);
         dx.par_chunks_mut(n * d)
             .with_min_len(min_len())
             .zip(dg.par_chunks_mut(d))
@@ -126,9 +130,7 @@ impl CustomOp3 for AdaNormBwd {
                     }
                 }
             });
-        dx.extend_from_slice(&dg);
-        dx.extend_from_slice(&ds);
-        let len = dx.len();
-        Ok((CpuStorage::F32(dx), Shape::from(len)))
+        let len = out.len();
+        Ok((CpuStorage::F32(out), Shape::from(len)))
     }
 }

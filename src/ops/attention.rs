@@ -5,7 +5,7 @@
 //! folded into q's), `P = softmax(q k^T)`, `O = P v`. The backward recomputes `P` (as
 //! flash-attention does) instead of keeping `B*H*N*N` probabilities alive.
 
-use super::cpu::{gemm, min_len, rms_inv, slice, Mat};
+use super::cpu::{gemm, min_len, rms_inv, slice, uninit, Mat};
 use super::fused_ok;
 use crate::model::RMS_EPS as EPS;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, D};
@@ -192,7 +192,8 @@ impl CustomOp3 for Attn {
         let (bn, d3) = l1.shape().dims2()?;
         let (d, n) = (d3 / 3, bn / self.b);
         let hd = d / self.heads;
-        let mut out = vec![0f32; bn * d];
+        // SAFETY: each head's matmul writes its columns of every row (not accumulating).
+        let mut out = unsafe { uninit(bn * d) };
         let ptr = SendPtr(out.as_mut_ptr());
         (0..self.b * self.heads)
             .into_par_iter()
@@ -268,8 +269,10 @@ impl CustomOp3 for AttnBwd {
         let (d, n) = (d3 / 3, bn / a.b);
         let hd = d / a.heads;
         let (wq, wk) = (&w[..hd], &w[hd..]);
-        let mut dqkv = vec![0f32; bn * d3];
-        let ptr = SendPtr(dqkv.as_mut_ptr());
+        // Packed output [dqkv, dgains]. SAFETY: every head writes its q, k and v columns of every
+        // row (the matmuls do not accumulate); the gains' sum is written after the loop.
+        let mut out = unsafe { uninit(bn * d3 + 2 * hd) };
+        let ptr = SendPtr(out.as_mut_ptr());
         let partials: Vec<Vec<f32>> = (0..a.b * a.heads)
             .into_par_iter()
             .with_min_len(min_len())
@@ -381,14 +384,14 @@ impl CustomOp3 for AttnBwd {
                 },
             )
             .collect();
-        let mut dw = vec![0f32; 2 * hd];
+        let dw = &mut out[bn * d3..];
+        dw.fill(0.0);
         for p in partials {
             for (a, v) in dw.iter_mut().zip(p) {
                 *a += v;
             }
         }
-        dqkv.extend_from_slice(&dw);
-        let len = dqkv.len();
-        Ok((CpuStorage::F32(dqkv), Shape::from(len)))
+        let len = out.len();
+        Ok((CpuStorage::F32(out), Shape::from(len)))
     }
 }

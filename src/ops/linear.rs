@@ -2,7 +2,7 @@
 //! `dx`, `dW` and `db` in one op. Unlike candle's matmul, its threading follows
 //! [`super::serial`], so two halves of a batch can run side by side without each fanning out.
 
-use super::cpu::{gemm_par, min_len, slice, Mat};
+use super::cpu::{gemm_par, min_len, slice, uninit, Mat};
 use super::fused_ok;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -58,7 +58,8 @@ impl CustomOp3 for Linear {
         let (x, w, b) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
         let (m, k) = l1.shape().dims2()?;
         let n = b.len();
-        let mut y = vec![0f32; m * n];
+        // SAFETY: every row gets the bias before the matmul accumulates onto it.
+        let mut y = unsafe { uninit(m * n) };
         y.par_chunks_mut(n)
             .with_min_len(min_len().max(64))
             .for_each(|r| r.copy_from_slice(b));
@@ -120,9 +121,11 @@ impl CustomOp3 for LinearBwd {
         let (x, w, dy) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
         let (m, k) = l1.shape().dims2()?;
         let (n, _) = l2.shape().dims2()?;
-        let mut out = vec![0f32; m * k + n * k + n];
+        // SAFETY: dx and dW are written by the matmuls (not accumulating), db is zeroed here.
+        let mut out = unsafe { uninit(m * k + n * k + n) };
         let (dx, rest) = out.split_at_mut(m * k);
         let (dw, db) = rest.split_at_mut(n * k);
+        db.fill(0.0);
         // SAFETY: the three outputs are disjoint slices of `out`.
         unsafe {
             // dx = dy @ W   [M, N] @ [N, K]

@@ -18,7 +18,7 @@ mod swiglu;
 pub use ada_norm::{ada_norm, ada_norm_reference};
 pub use attention::{attention, attention_reference};
 pub use bias::{bias_add, bias_add_reference};
-pub use cpu::{is_serial, serial};
+pub use cpu::{is_serial, serial, uninit};
 pub use linear::{linear, linear_reference, linear_t};
 pub use residual::{gated_residual, gated_residual_reference};
 pub use swiglu::{swiglu, swiglu_reference};

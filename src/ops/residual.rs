@@ -1,6 +1,6 @@
 //! `y = x + a * gate[b]`: the gated residual of every JiT sub-layer.
 
-use super::cpu::{min_len, slice};
+use super::cpu::{min_len, slice, uninit};
 use super::fused_ok;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -37,7 +37,8 @@ impl CustomOp3 for Resid {
     ) -> Result<(CpuStorage, Shape)> {
         let (x, a, g) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
         let (_, n, d) = l1.shape().dims3()?;
-        let mut y = vec![0f32; x.len()];
+        // SAFETY: every row is written below.
+        let mut y = unsafe { uninit(x.len()) };
         y.par_chunks_mut(d)
             .with_min_len(min_len())
             .enumerate()
@@ -84,8 +85,11 @@ impl CustomOp3 for ResidBwd {
     ) -> Result<(CpuStorage, Shape)> {
         let (a, g, dy) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
         let (b, n, d) = l1.shape().dims3()?;
-        let mut da = vec![0f32; b * n * d];
-        let mut dg = vec![0f32; b * d];
+        // Packed output [da, dgate]: da is written in full, the gate sums start at zero.
+        // SAFETY: as said.
+        let mut out = unsafe { uninit(b * n * d + b * d) };
+        let (da, dg) = out.split_at_mut(b * n * d);
+        dg.fill(0.0);
         da.par_chunks_mut(n * d)
             .with_min_len(min_len())
             .zip(dg.par_chunks_mut(d))
@@ -101,8 +105,7 @@ impl CustomOp3 for ResidBwd {
                     }
                 }
             });
-        da.extend_from_slice(&dg);
-        let len = da.len();
-        Ok((CpuStorage::F32(da), Shape::from(len)))
+        let len = out.len();
+        Ok((CpuStorage::F32(out), Shape::from(len)))
     }
 }

@@ -1,8 +1,9 @@
 //! AdamW whose state can be saved (candle_nn's keeps its moments private), the learning-rate
 //! schedule, global gradient-norm clipping over a `GradStore`, and the two weight EMAs.
 
+use crate::fused::{AdamUpdate, Blend};
 use candle_core::backprop::GradStore;
-use candle_core::{DType, Result, Tensor, Var};
+use candle_core::{DType, Device, Result, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
 /// AdamW settings; defaults are the original's (lr 2e-4, betas (0.9, 0.95), weight decay 0.01).
@@ -78,7 +79,10 @@ impl AdamWConfig {
     }
 }
 
-/// One trainable tensor with its optimizer moments and EMAs (all f32).
+/// One trainable tensor with its optimizer moments and EMAs (all f32). On the CPU the step
+/// updates `var`, `m`, `v`, `ema1` and `ema2` in place, so each must own its storage; a clone
+/// taken of them (to save a checkpoint, to build the EMA network) sees the values of the latest
+/// step.
 pub struct Param {
     pub name: String,
     pub var: Var,
@@ -103,11 +107,11 @@ impl AdamW {
         let params = vars
             .into_iter()
             .map(|(name, var)| {
-                let z = var.zeros_like()?;
                 Ok(Param {
                     name,
-                    m: z.clone(),
-                    v: z,
+                    // Two allocations: the in-place step must not write one moment into the other.
+                    m: var.zeros_like()?,
+                    v: var.zeros_like()?,
                     ema1: var.as_tensor().detach().copy()?,
                     ema2: var.as_tensor().detach().copy()?,
                     var,
@@ -127,6 +131,10 @@ impl AdamW {
         let mut total = 0f64;
         for p in &self.params {
             if let Some(g) = grads.get(p.var.as_tensor()) {
+                if let Some(ss) = crate::fused::sum_sq(g)? {
+                    total += ss;
+                    continue;
+                }
                 total += f64::from(
                     g.sqr()?
                         .sum_all()?
@@ -141,6 +149,13 @@ impl AdamW {
     /// One AdamW step at learning rate `lr` (decoupled weight decay, as torch.optim.AdamW),
     /// with global-norm clipping, then both EMA updates. Returns the pre-clip gradient norm.
     pub fn step(&mut self, grads: &GradStore, lr: f64) -> Result<f64> {
+        self.step_with(grads, lr, true)
+    }
+
+    /// [`AdamW::step`], choosing whether the CPU may use the in-place kernels (`fused`); the
+    /// composition of tensor ops is the reference they are tested against, and the path on
+    /// other devices.
+    pub fn step_with(&mut self, grads: &GradStore, lr: f64, fused: bool) -> Result<f64> {
         let norm = self.grad_norm(grads)?;
         let clip = if self.cfg.clip_norm > 0.0 && norm > self.cfg.clip_norm {
             self.cfg.clip_norm / (norm + 1e-6)
@@ -156,6 +171,28 @@ impl AdamW {
             let Some(g) = grads.get(p.var.as_tensor()) else {
                 continue;
             };
+            if fused && in_place_ok(p, g) {
+                let g = g.contiguous()?;
+                let w = p.var.as_tensor();
+                let blend = |decay: f64, scale: f64, square: bool| Blend {
+                    decay: decay as f32,
+                    scale: scale as f32,
+                    square,
+                };
+                p.m.inplace_op2(&g, &blend(b1, clip, false))?;
+                p.v.inplace_op2(&g, &blend(b2, clip, true))?;
+                let update = AdamUpdate {
+                    lr: lr as f32,
+                    weight_decay: self.cfg.weight_decay as f32,
+                    bc1: bc1 as f32,
+                    bc2: bc2 as f32,
+                    eps: self.cfg.eps as f32,
+                };
+                w.inplace_op3(&p.m, &p.v, &update)?;
+                p.ema1.inplace_op2(w, &blend(d1, 1.0, false))?;
+                p.ema2.inplace_op2(w, &blend(d2, 1.0, false))?;
+                continue;
+            }
             let g = (g.detach().to_dtype(DType::F32)? * clip)?;
             p.m = ((&p.m * b1)? + (&g * (1.0 - b1))?)?;
             p.v = ((&p.v * b2)? + (g.sqr()? * (1.0 - b2))?)?;
@@ -170,6 +207,17 @@ impl AdamW {
         }
         Ok(norm)
     }
+}
+
+/// Whether the in-place CPU kernels can update this parameter: everything f32 on the CPU, and
+/// the state contiguous (it always is unless a caller swapped in a view).
+fn in_place_ok(p: &Param, g: &Tensor) -> bool {
+    let state = [p.var.as_tensor(), &p.m, &p.v, &p.ema1, &p.ema2];
+    state
+        .iter()
+        .chain(std::iter::once(&g))
+        .all(|t| matches!(t.device(), Device::Cpu) && t.dtype() == DType::F32)
+        && state.iter().all(|t| t.is_contiguous())
 }
 
 #[cfg(test)]
@@ -212,5 +260,70 @@ mod tests {
         assert!((c.lr_at(36_049, 49, 50_000) - 2e-4).abs() < 1e-12);
         assert_eq!(c.lr_at(36_100, 100, 50_000), 4e-4);
         assert!(c.lr_at(49_500, 13_500, 50_000) < 4e-4);
+    }
+
+    /// The in-place CPU step equals the tensor-op reference: moments, weights and both EMAs,
+    /// over several steps with the clip active and with gradients missing for one parameter.
+    #[test]
+    fn in_place_step_equals_the_reference() -> Result<()> {
+        use candle_core::Device;
+        let dev = Device::Cpu;
+        let shapes: [&[usize]; 3] = [&[70_000], &[33, 17], &[5]];
+        let make = || -> Result<AdamW> {
+            let vars = shapes
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    let n: usize = s.iter().product();
+                    let data: Vec<f32> = (0..n)
+                        .map(|j| ((i * 7919 + j) as f32 * 0.37).sin())
+                        .collect();
+                    Ok((
+                        format!("p{i}"),
+                        Var::from_tensor(&Tensor::from_vec(data, *s, &dev)?)?,
+                    ))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let mut cfg = wsd();
+            cfg.clip_norm = 0.5;
+            AdamW::new(vars, cfg, (0.9, 0.99))
+        };
+        let (mut fused, mut reference) = (make()?, make()?);
+        for step in 0..4u64 {
+            let mut grads = Vec::new();
+            for opt in [&fused, &reference] {
+                let mut loss = Tensor::new(0f32, &dev)?;
+                for (i, p) in opt.params.iter().enumerate() {
+                    if i == 2 && step == 1 {
+                        continue; // no gradient this step: the parameter is left alone
+                    }
+                    let w = p.var.as_tensor();
+                    let phase = (step as f64 + 1.0) * (i as f64 + 1.0);
+                    loss = (loss + ((w * phase)?.sin()? * w)?.sum_all()?)?;
+                }
+                grads.push(loss.backward()?);
+            }
+            let n1 = fused.step_with(&grads[0], 3e-3, true)?;
+            let n2 = reference.step_with(&grads[1], 3e-3, false)?;
+            assert!((n1 - n2).abs() < 1e-6 * n2.max(1.0), "norms {n1} {n2}");
+        }
+        for (a, b) in fused.params.iter().zip(&reference.params) {
+            for (x, y) in [
+                (a.var.as_tensor(), b.var.as_tensor()),
+                (&a.m, &b.m),
+                (&a.v, &b.v),
+                (&a.ema1, &b.ema1),
+                (&a.ema2, &b.ema2),
+            ] {
+                let d = (x - y)?.abs()?.max_all()?.to_scalar::<f32>()?;
+                let s = y.abs()?.max_all()?.to_scalar::<f32>()?;
+                assert!(
+                    d <= 1e-5 * s.max(1e-3),
+                    "{}: max diff {d} (scale {s})",
+                    a.name
+                );
+            }
+        }
+        Ok(())
     }
 }

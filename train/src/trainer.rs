@@ -3,6 +3,7 @@
 //! exact resume, a JSONL log, validation loss and preview samples.
 
 use crate::data::{self, DataConfig, Dataset, Sampler};
+use crate::fused::WeightedSum;
 use crate::optim::{AdamW, AdamWConfig};
 use anyhow::{bail, Context, Result};
 use candle_core::backprop::GradStore;
@@ -216,6 +217,15 @@ pub fn loss_and_grads(
     for p in params {
         let t = p.as_tensor();
         let g = match (ga.get(t), gb.get(t)) {
+            (Some(a), Some(c)) if jit_music::ops::fused_ok(&[a, c]) => {
+                a.contiguous()?.apply_op2_no_bwd(
+                    &c.contiguous()?,
+                    &WeightedSum {
+                        wa: wa as f32,
+                        wb: wb as f32,
+                    },
+                )?
+            }
             (Some(a), Some(c)) => ((a * wa)? + (c * wb)?)?,
             (Some(a), None) => (a * wa)?,
             (None, Some(c)) => (c * wb)?,
