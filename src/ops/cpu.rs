@@ -21,7 +21,7 @@ pub(crate) fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
 ///
 /// # Safety
 /// Every element must be written before it is read.
-pub unsafe fn uninit(n: usize) -> Vec<f32> {
+pub(crate) unsafe fn uninit(n: usize) -> Vec<f32> {
     // SAFETY: f32 is Copy and every bit pattern is a value; the caller overwrites it all.
     let v = match unsafe { CpuDevice.alloc_uninit(&Shape::from(n), DType::F32) } {
         Ok(CpuStorage::F32(v)) => v,

@@ -5,21 +5,24 @@
 //! block by 6 and do their work in parallel row loops. They are f32/CPU kernels; on any other
 //! device or dtype each public function falls back to the equivalent composition of plain
 //! differentiable candle ops. Tests keep the fused forward and backward equal to that
-//! composition (`tests/ops_grad.rs`).
+//! composition (`tests/ops_grad.rs`). `optim` holds the optimizer step's in-place kernels, which
+//! the trainer uses outside the autograd graph.
 
 mod ada_norm;
 mod attention;
 mod bias;
 mod cpu;
 mod linear;
+mod optim;
 mod residual;
 mod swiglu;
 
 pub use ada_norm::{ada_norm, ada_norm_reference};
 pub use attention::{attention, attention_reference};
 pub use bias::{bias_add, bias_add_reference};
-pub use cpu::{is_serial, serial, uninit};
+pub use cpu::{is_serial, serial};
 pub use linear::{linear, linear_reference, linear_t};
+pub use optim::{sum_sq, AdamUpdate, Blend, WeightedSum};
 pub use residual::{gated_residual, gated_residual_reference};
 pub use swiglu::{swiglu, swiglu_reference};
 

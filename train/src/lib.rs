@@ -3,7 +3,6 @@
 //! which they link without the plugin (no nice-plug, no egui).
 
 pub mod data;
-pub mod fused;
 pub mod optim;
 pub mod runtime;
 pub mod sampler_args;

@@ -1,9 +1,9 @@
 //! AdamW whose state can be saved (candle_nn's keeps its moments private), the learning-rate
 //! schedule, global gradient-norm clipping over a `GradStore`, and the two weight EMAs.
 
-use crate::fused::{AdamUpdate, Blend};
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Result, Tensor, Var};
+use jit_music::ops::{AdamUpdate, Blend};
 use serde::{Deserialize, Serialize};
 
 /// AdamW settings; defaults are the original's (lr 2e-4, betas (0.9, 0.95), weight decay 0.01).
@@ -131,7 +131,7 @@ impl AdamW {
         let mut total = 0f64;
         for p in &self.params {
             if let Some(g) = grads.get(p.var.as_tensor()) {
-                if let Some(ss) = crate::fused::sum_sq(g)? {
+                if let Some(ss) = jit_music::ops::sum_sq(g)? {
                     total += ss;
                     continue;
                 }

@@ -3,7 +3,6 @@
 //! exact resume, a JSONL log, validation loss and preview samples.
 
 use crate::data::{self, DataConfig, Dataset, Sampler};
-use crate::fused::WeightedSum;
 use crate::optim::{AdamW, AdamWConfig};
 use anyhow::{bail, Context, Result};
 use candle_core::backprop::GradStore;
@@ -15,6 +14,7 @@ use jit_music::diffusion::draws_to_tensors;
 use jit_music::diffusion::Objective;
 use jit_music::export::{roll_to_smf, ExportSpec};
 use jit_music::model::{JiT, JitConfig, Path as OpPath};
+use jit_music::ops::WeightedSum;
 use jit_music::roll::{write_png, PianoRoll, PITCHES};
 use jit_music::sampler::{sample, seeded_noise, Hooks, Method, SamplerConfig};
 use rand::{Rng, SeedableRng};

@@ -3,10 +3,11 @@
 //! Written as candle tensor ops, one AdamW step with both EMAs is about 25 element-wise ops per
 //! parameter, each a single-threaded pass that allocates its result: for the 33M `JiT-S/16` that
 //! is gigabytes of memory traffic and page faults every step. These kernels update the moments,
-//! the weights and the EMAs in place, in five parallel passes with no temporaries. `AdamW` uses
-//! them on the CPU and keeps the tensor-op composition for other devices; a test holds the two
-//! equal.
+//! the weights and the EMAs in place, in five parallel passes with no temporaries. The trainer's `AdamW` uses
+//! them on the CPU and keeps the tensor-op composition for other devices; a test there holds
+//! the two equal. (No backward: they update state outside the autograd graph.)
 
+use super::cpu::{slice, uninit};
 use candle_core::{
     bail, CpuStorage, CustomOp2, InplaceOp2, InplaceOp3, Layout, Result, Shape, Storage, Tensor,
 };
@@ -15,18 +16,6 @@ use rayon::prelude::*;
 /// Elements per parallel work item: large enough to amortise the scheduling, small enough that
 /// both cores get work on the small tensors (norm gains, biases) too.
 const CHUNK: usize = 1 << 14;
-
-/// The contiguous f32 data of a storage/layout pair.
-fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    let data = s.as_slice::<f32>()?;
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&data[a..b]),
-        None => bail!(
-            "optimizer kernel needs a contiguous tensor, got {:?}",
-            l.shape()
-        ),
-    }
-}
 
 /// The contiguous f32 data of a storage/layout pair, writable.
 fn slice_mut<'a>(s: &'a mut CpuStorage, l: &Layout) -> Result<&'a mut [f32]> {
@@ -154,7 +143,7 @@ impl CustomOp2 for WeightedSum {
         let (a, b) = (slice(s1, l1)?, slice(s2, l2)?);
         same_len(a.len(), b.len(), self.name())?;
         // SAFETY: every element is written below.
-        let mut out = unsafe { jit_music::ops::uninit(a.len()) };
+        let mut out = unsafe { uninit(a.len()) };
         let (wa, wb) = (self.wa, self.wb);
         out.par_chunks_mut(CHUNK)
             .zip(a.par_chunks(CHUNK).zip(b.par_chunks(CHUNK)))
