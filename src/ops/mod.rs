@@ -22,7 +22,7 @@ pub use attention::{attention, attention_reference};
 pub use bias::{bias_add, bias_add_reference};
 pub use cpu::{is_serial, serial};
 pub use linear::{linear, linear_reference, linear_t};
-pub use optim::{sum_sq, AdamUpdate, Blend, WeightedSum};
+pub use optim::{sum_sq, weighted_sum, AdamUpdate, Blend};
 pub use residual::{gated_residual, gated_residual_reference};
 pub use swiglu::{swiglu, swiglu_reference};
 

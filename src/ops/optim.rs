@@ -9,7 +9,8 @@
 
 use super::cpu::{slice, uninit};
 use candle_core::{
-    bail, CpuStorage, CustomOp2, InplaceOp2, InplaceOp3, Layout, Result, Shape, Storage, Tensor,
+    bail, CpuStorage, CustomOp2, DType, InplaceOp2, InplaceOp3, Layout, Result, Shape, Storage,
+    Tensor,
 };
 use rayon::prelude::*;
 
@@ -122,10 +123,10 @@ impl InplaceOp3 for AdamUpdate {
     }
 }
 
-/// `wa * a + wb * b` in one pass: the two half-batch gradients combined.
-pub struct WeightedSum {
-    pub wa: f32,
-    pub wb: f32,
+/// The CPU kernel of [`weighted_sum`].
+struct WeightedSum {
+    wa: f32,
+    wb: f32,
 }
 
 impl CustomOp2 for WeightedSum {
@@ -156,20 +157,39 @@ impl CustomOp2 for WeightedSum {
     }
 }
 
-/// Sum of squares of a CPU f32 tensor, in parallel and deterministic: per-chunk sums in f64,
-/// added in chunk order whatever the threads did. `None` for other devices or dtypes.
-pub fn sum_sq(t: &Tensor) -> Result<Option<f64>> {
-    let (storage, layout) = t.storage_and_layout();
-    let Storage::Cpu(cpu @ CpuStorage::F32(_)) = &*storage else {
-        return Ok(None);
-    };
-    let Some((a, b)) = layout.contiguous_offsets() else {
-        return Ok(None);
-    };
-    let x = &cpu.as_slice::<f32>()?[a..b];
-    let parts: Vec<f64> = x
-        .par_chunks(CHUNK)
-        .map(|c| c.iter().map(|&v| f64::from(v) * f64::from(v)).sum())
-        .collect();
-    Ok(Some(parts.iter().sum()))
+/// Sum of squares of a tensor. For a contiguous CPU f32 tensor: in parallel and deterministic
+/// (per-chunk sums in f64, added in chunk order whatever the threads did); elsewhere candle ops.
+pub fn sum_sq(t: &Tensor) -> Result<f64> {
+    {
+        let (storage, layout) = t.storage_and_layout();
+        if let (Storage::Cpu(cpu @ CpuStorage::F32(_)), Some((a, b))) =
+            (&*storage, layout.contiguous_offsets())
+        {
+            let x = &cpu.as_slice::<f32>()?[a..b];
+            let parts: Vec<f64> = x
+                .par_chunks(CHUNK)
+                .map(|c| c.iter().map(|&v| f64::from(v) * f64::from(v)).sum())
+                .collect();
+            return Ok(parts.iter().sum());
+        }
+    }
+    let ss = t
+        .sqr()?
+        .sum_all()?
+        .to_dtype(DType::F32)?
+        .to_scalar::<f32>()?;
+    Ok(f64::from(ss))
+}
+
+/// `wa * a + wb * b` (the two half-batch gradients combined): one parallel pass on the CPU,
+/// the composition of candle ops elsewhere.
+pub fn weighted_sum(a: &Tensor, b: &Tensor, wa: f64, wb: f64) -> Result<Tensor> {
+    if super::fused_ok(&[a, b]) {
+        let op = WeightedSum {
+            wa: wa as f32,
+            wb: wb as f32,
+        };
+        return a.contiguous()?.apply_op2_no_bwd(&b.contiguous()?, &op);
+    }
+    (a * wa)? + (b * wb)?
 }

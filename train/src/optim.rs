@@ -131,16 +131,7 @@ impl AdamW {
         let mut total = 0f64;
         for p in &self.params {
             if let Some(g) = grads.get(p.var.as_tensor()) {
-                if let Some(ss) = jit_music::ops::sum_sq(g)? {
-                    total += ss;
-                    continue;
-                }
-                total += f64::from(
-                    g.sqr()?
-                        .sum_all()?
-                        .to_dtype(DType::F32)?
-                        .to_scalar::<f32>()?,
-                );
+                total += jit_music::ops::sum_sq(g)?;
             }
         }
         Ok(total.sqrt())

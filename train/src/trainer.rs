@@ -14,7 +14,6 @@ use jit_music::diffusion::draws_to_tensors;
 use jit_music::diffusion::Objective;
 use jit_music::export::{roll_to_smf, ExportSpec};
 use jit_music::model::{JiT, JitConfig, Path as OpPath};
-use jit_music::ops::WeightedSum;
 use jit_music::roll::{write_png, PianoRoll, PITCHES};
 use jit_music::sampler::{sample, seeded_noise, Hooks, Method, SamplerConfig};
 use rand::{Rng, SeedableRng};
@@ -217,16 +216,7 @@ pub fn loss_and_grads(
     for p in params {
         let t = p.as_tensor();
         let g = match (ga.get(t), gb.get(t)) {
-            (Some(a), Some(c)) if jit_music::ops::fused_ok(&[a, c]) => {
-                a.contiguous()?.apply_op2_no_bwd(
-                    &c.contiguous()?,
-                    &WeightedSum {
-                        wa: wa as f32,
-                        wb: wb as f32,
-                    },
-                )?
-            }
-            (Some(a), Some(c)) => ((a * wa)? + (c * wb)?)?,
+            (Some(a), Some(c)) => jit_music::ops::weighted_sum(a, c, wa, wb)?,
             (Some(a), None) => (a * wa)?,
             (None, Some(c)) => (c * wb)?,
             (None, None) => continue,
