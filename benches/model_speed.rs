@@ -9,7 +9,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use criterion::{criterion_group, criterion_main, Criterion};
 use jit_music::model::{JiT, JitConfig, Path};
-use jit_music::sampler::{sample, seeded_noise, Hooks, SamplerConfig};
+use jit_music::sampler::{sample, seeded_noise, Hooks, Inputs, SamplerConfig};
 
 fn presets() -> Vec<String> {
     std::env::var("JIT_BENCH_PRESETS")
@@ -39,27 +39,25 @@ fn bench(c: &mut Criterion) {
             .map(|(k, t)| (k, t.detach()))
             .collect();
         let net = JiT::new(&cfg, VarBuilder::from_tensors(map, DType::F32, &dev)).unwrap();
-        let z = seeded_noise(0, 2, 128, 128, 1.0, &dev).unwrap();
+        let z = seeded_noise(0, 2, (1, 128, 128), 1.0, &dev).unwrap();
         let t = Tensor::new(&[0.3f32, 0.3], &dev).unwrap();
         let y = Tensor::new(&[0u32, 1], &dev).unwrap();
         let mut g = c.benchmark_group(format!("infer/{name}"));
         g.sample_size(if name.contains("B/") { 10 } else { 30 });
         g.bench_function("forward_batch2", |b| {
-            b.iter(|| net.forward(&z, &t, &y, Path::Inference).unwrap())
+            b.iter(|| net.forward(&z, None, &t, &y, Path::Inference).unwrap())
         });
-        let z1 = seeded_noise(1, 1, 128, 128, 1.0, &dev).unwrap();
+        let z1 = seeded_noise(1, 1, (1, 128, 128), 1.0, &dev).unwrap();
         let y1 = Tensor::new(&[0u32], &dev).unwrap();
         let sc = SamplerConfig::default(); // Heun, 32 steps, CFG 3 over (0, 1): 63 CFG-pair forwards
         g.sample_size(10);
         g.bench_function("sample_heun32_cfg", |b| {
             b.iter(|| {
                 sample(
-                    |z, t, y| net.forward(z, t, y, Path::Inference),
+                    |z, c, t, y| net.forward(z, c, t, y, Path::Inference),
                     &z1,
-                    &y1,
-                    net.null_label(),
+                    Inputs::labels(&y1, net.null_label()),
                     &sc,
-                    None,
                     Hooks::default(),
                 )
                 .unwrap()

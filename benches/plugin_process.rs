@@ -13,8 +13,9 @@ use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use jit_music::checkpoint::{self, CheckpointMeta, Kind, ModelWeights, RollSpec};
+use jit_music::generate::Generator;
 use jit_music::model::{JiT, JitConfig};
-use jit_music::plugin::generate::{generate, GenSettings, Model, Prompt};
+use jit_music::plugin::generate::{generate, GenSettings, Sources};
 use jit_music::plugin::pattern::{bar_ticks, Pattern, PatternNote, PPQ};
 use jit_music::plugin::process::{HostTransport, Out, Player, PlayerSettings};
 use jit_music::roll::Grid;
@@ -93,6 +94,8 @@ fn plugin_meta(cfg: &JitConfig) -> CheckpointMeta {
             pitches: 128,
             frames: 128,
             articulation: true,
+            channels: Default::default(),
+            conditions: Default::default(),
         },
         objective: Default::default(),
         sampler: Default::default(),
@@ -102,7 +105,7 @@ fn plugin_meta(cfg: &JitConfig) -> CheckpointMeta {
     }
 }
 
-fn random_model(preset: &str) -> Model {
+fn random_model(preset: &str) -> Generator {
     let cfg = JitConfig::preset(preset, 128, 128, 2).expect("preset");
     let vm = VarMap::new();
     let net = JiT::new(&cfg, VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu)).expect("net");
@@ -111,15 +114,15 @@ fn random_model(preset: &str) -> Model {
         tensors: net.named_tensors().into_iter().collect(),
         source: "random".into(),
     };
-    Model::build(&w, Device::Cpu).expect("build")
+    Generator::new(w, Device::Cpu).expect("build")
 }
 
 fn press_to_pattern(c: &mut Criterion) {
-    let mut models: Vec<(String, Model)> = Vec::new();
+    let mut models: Vec<(String, Generator)> = Vec::new();
     match jit_music::default_model::load() {
         Ok(w) => models.push((
             "default_model".into(),
-            Model::build(&w, Device::Cpu).expect("default model builds"),
+            Generator::new(w, Device::Cpu).expect("default model builds"),
         )),
         Err(e) => eprintln!("no default model: {e}"),
     }
@@ -132,7 +135,7 @@ fn press_to_pattern(c: &mut Criterion) {
         steps: 32,
         ..s.clone()
     };
-    let prompt = Prompt {
+    let sources = Sources {
         current: None,
         captured: &[],
     };
@@ -146,7 +149,7 @@ fn press_to_pattern(c: &mut Criterion) {
     }) {
         g.bench_function(format!("{name}/{label}"), |b| {
             b.iter(|| {
-                let idea = generate(m, s, &prompt, None, &mut |_, _| {})
+                let idea = generate(m, s, &sources, None, &mut |_, _| {})
                     .expect("generate")
                     .expect("not cancelled");
                 // What the worker then hands to the audio thread.

@@ -12,7 +12,7 @@
 
 use crate::diffusion::Objective;
 use crate::model::{JiT, JitConfig};
-use crate::roll::Grid;
+pub use crate::roll::RollSpec;
 use crate::sampler::SamplerConfig;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
@@ -24,34 +24,6 @@ use std::path::{Path, PathBuf};
 pub const FORMAT_VERSION: u32 = 1;
 /// Metadata key holding the JSON [`CheckpointMeta`].
 pub const META_KEY: &str = "jit_music";
-
-/// What a roll fed to the model looks like.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RollSpec {
-    pub grid: Grid,
-    /// Lowest pitch of row 0 (0 for the full 128-pitch roll).
-    pub pitch_low: u8,
-    /// Number of pitch rows (the model's `input_h`).
-    pub pitches: usize,
-    /// Frames per window (the model's `input_w`).
-    pub frames: usize,
-    /// Whether re-struck notes were kept apart in training data.
-    #[serde(default)]
-    pub articulation: bool,
-}
-
-impl RollSpec {
-    /// The original's data: 16 frames/s, 128 x `frames`, pretty_midi parity.
-    pub fn seconds(fps: u32, frames: usize) -> Self {
-        Self {
-            grid: Grid::Seconds { fps },
-            pitch_low: 0,
-            pitches: 128,
-            frames,
-            articulation: false,
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -103,6 +75,15 @@ impl CheckpointMeta {
         })
     }
 
+    /// The class `generate` and the plugin play when none is asked for (`info.default_class`,
+    /// written by `train` as the most weighted class), else class 0.
+    pub fn default_class(&self) -> u32 {
+        self.info["default_class"]
+            .as_u64()
+            .filter(|&c| c < self.config.num_classes as u64)
+            .map_or(0, |c| c as u32)
+    }
+
     /// The note threshold the checkpoint recommends (`info.threshold`, chosen with `evaluate`),
     /// else the original's 0.5.
     pub fn recommended_threshold(&self) -> f32 {
@@ -122,6 +103,32 @@ impl CheckpointMeta {
             .as_f64()
             .filter(|d| (0.0..1.0).contains(d))
             .map_or(crate::roll::default_dip(true), |d| d as f32)
+    }
+
+    /// Check that the roll spec fits the network: its window is the model's input, inside the
+    /// 128 MIDI pitches, with the model's channel counts.
+    pub fn check_roll(&self, source: &str) -> Result<(), CheckpointError> {
+        let (cfg, roll) = (&self.config, &self.roll);
+        let bad = |m: String| Err(CheckpointError::BadMetadata(source.into(), m));
+        if roll.pitches != cfg.input_h
+            || roll.frames != cfg.input_w
+            || usize::from(roll.pitch_low) + roll.pitches > 128
+        {
+            return bad(format!(
+                "roll of {} pitches from {} x {} frames does not fit a {}x{} model",
+                roll.pitches, roll.pitch_low, roll.frames, cfg.input_h, cfg.input_w
+            ));
+        }
+        if roll.roll_channels() != cfg.in_channels || roll.cond_channels() != cfg.cond_channels {
+            return bad(format!(
+                "a roll of {} and {} conditioning channels does not fit a model of {} and {}",
+                roll.roll_channels(),
+                roll.cond_channels(),
+                cfg.in_channels,
+                cfg.cond_channels
+            ));
+        }
+        Ok(())
     }
 
     /// "0 (pop), 1 (chorales)" or "0" for an unnamed model.

@@ -71,28 +71,29 @@ impl Objective {
         Draws { t, e, labels }
     }
 
-    /// The v-loss for fixed draws. `net(z, t, y)` predicts x. x `[B, 1, H, W]`, t `[B]`,
-    /// e like x, y `[B]`. Returns a scalar f32 tensor; the loss is computed in f32 whatever the
-    /// network's compute dtype.
+    /// The v-loss for fixed draws. `net(z, c, t, y)` predicts x. x `[B, C, H, W]`, c the
+    /// conditioning channels `[B, Cc, H, W]` (or none), t `[B]`, e like x, y `[B]`. Returns a
+    /// scalar f32 tensor; the loss is computed in f32 whatever the network's compute dtype.
     pub fn v_loss<F>(
         &self,
         net: F,
         x: &Tensor,
+        c: Option<&Tensor>,
         t: &Tensor,
         e: &Tensor,
         y: &Tensor,
     ) -> Result<Tensor>
     where
-        F: Fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor>,
+        F: Fn(&Tensor, Option<&Tensor>, &Tensor, &Tensor) -> Result<Tensor>,
     {
         let b = x.dim(0)?;
         let x = x.to_dtype(DType::F32)?;
         let t4 = t.to_dtype(DType::F32)?.reshape((b, 1, 1, 1))?; // [B, 1, 1, 1]
-        let z = (t4.broadcast_mul(&x)? + (1.0 - &t4)?.broadcast_mul(e)?)?; // [B, 1, H, W]
+        let z = (t4.broadcast_mul(&x)? + (1.0 - &t4)?.broadcast_mul(e)?)?; // [B, C, H, W]
         let denom = (1.0 - &t4)?.clamp(self.t_eps, f64::INFINITY)?; // [B, 1, 1, 1]
-        let x_pred = net(&z, &t.to_dtype(DType::F32)?, y)?.to_dtype(DType::F32)?;
+        let x_pred = net(&z, c, &t.to_dtype(DType::F32)?, y)?.to_dtype(DType::F32)?;
         // v - v_pred = ((x - z) - (x_pred - z)) / denom = (x - x_pred) / denom
-        let diff = (x - x_pred)?.broadcast_div(&denom)?; // [B, 1, H, W]
+        let diff = (x - x_pred)?.broadcast_div(&denom)?; // [B, C, H, W]
         diff.sqr()?.flatten_from(1)?.mean(1)?.mean(0) // scalar
     }
 
@@ -101,19 +102,20 @@ impl Objective {
         &self,
         net: F,
         x: &Tensor,
+        c: Option<&Tensor>,
         labels: &[u32],
         null_label: u32,
         seed: u64,
     ) -> Result<Tensor>
     where
-        F: Fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor>,
+        F: Fn(&Tensor, Option<&Tensor>, &Tensor, &Tensor) -> Result<Tensor>,
     {
         let dev = x.device();
         let b = x.dim(0)?;
         let numel = x.elem_count() / b.max(1);
         let d = self.draw(seed, labels, numel, null_label);
         let (t, e, y) = draws_to_tensors(&d, x.dims(), dev)?;
-        self.v_loss(net, x, &t, &e, &y)
+        self.v_loss(net, x, c, &t, &e, &y)
     }
 }
 

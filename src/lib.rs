@@ -6,6 +6,8 @@
 //! the samplers in [`sampler`] turn noise into a roll, and [`roll::roll_to_notes`] back into notes.
 
 pub mod checkpoint;
+pub mod chords;
+pub mod condition;
 pub mod default_model;
 pub mod diffusion;
 pub mod eval;

@@ -228,6 +228,7 @@ pub fn infer_config(
         patch_h: ph,
         patch_w: pw,
         in_channels: p1[1],
+        cond_channels: 0,
         hidden_size: hidden,
         depth,
         num_heads: hidden / head_dim.max(1),
@@ -288,6 +289,7 @@ pub fn load_pt_bytes(
         ),
         t_eps: arg_f64(a, "t_eps").unwrap_or(d.t_eps),
         noise_scale: arg_f64(a, "noise_scale").unwrap_or(d.noise_scale),
+        ..d
     };
     let objective = Objective {
         P_mean: arg_f64(a, "P_mean").unwrap_or(o.P_mean),

@@ -1,5 +1,6 @@
 //! Euler and Heun ODE samplers with classifier-free guidance and inpainting, apart from the
-//! network (a function `net(z, t, y) -> x_pred`), as the original `DenoiserMusic.generate`.
+//! network (a function `net(z, c, t, y) -> x_pred`, `c` the conditioning channels), as the
+//! original `DenoiserMusic.generate`.
 //!
 //! Over `linspace(0, 1, steps + 1)` the sampler takes `steps - 1` steps of the chosen method and
 //! a final Euler step. Guidance applies where `t < high && (low == 0 || t > low)`; elsewhere only
@@ -48,6 +49,14 @@ pub struct SamplerConfig {
     pub cfg_interval: (f64, f64),
     pub t_eps: f64,
     pub noise_scale: f64,
+    /// For a model conditioned on known notes: whether guidance pushes towards them too (the
+    /// unconditional pass drops them) or only towards the class and chords (it keeps them).
+    #[serde(default = "yes")]
+    pub guide_known: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for SamplerConfig {
@@ -59,6 +68,7 @@ impl Default for SamplerConfig {
             cfg_interval: (0.0, 1.0),
             t_eps: 1e-3,
             noise_scale: 1.0,
+            guide_known: true,
         }
     }
 }
@@ -102,37 +112,45 @@ pub fn linspace(n: usize) -> Vec<f32> {
         .collect()
 }
 
-/// Seeded start noise `[n, 1, h, w]` times `noise_scale`, drawn on the CPU so that a seed gives
+/// Seeded start noise `[n, c, h, w]` times `noise_scale`, drawn on the CPU so that a seed gives
 /// the same sample on every device. Sample `i` uses seed `seed + i`, so samples are
 /// reproducible one by one whatever the batch.
 pub fn seeded_noise(
     seed: u64,
     n: usize,
-    h: usize,
-    w: usize,
+    (c, h, w): (usize, usize, usize),
     noise_scale: f64,
     dev: &Device,
 ) -> Result<Tensor> {
-    let mut data = Vec::with_capacity(n * h * w);
+    let numel = c * h * w;
+    let mut data = Vec::with_capacity(n * numel);
     for i in 0..n {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed.wrapping_add(i as u64));
-        data.extend((0..h * w).map(|_| {
+        data.extend((0..numel).map(|_| {
             let x: f32 = StandardNormal.sample(&mut rng);
             x * noise_scale as f32
         }));
     }
-    Tensor::from_vec(data, (n, 1, h, w), dev)
+    Tensor::from_vec(data, (n, c, h, w), dev)
+}
+
+/// The conditioning channels of a batch: what the conditional pass sees, and what the
+/// unconditional pass of classifier-free guidance sees instead.
+#[derive(Debug, Clone)]
+pub struct Conditioning {
+    pub cond: Tensor, // [B, Cc, H, W]
+    pub null: Tensor, // [B, Cc, H, W]
 }
 
 /// A known region to keep: `mask` is 1 where `known` (in [-1, 1]) must come back exactly.
 #[derive(Debug, Clone)]
 pub struct Inpaint {
-    known: Tensor, // [B, 1, H, W] f32
-    mask: Tensor,  // [B, 1, H, W] u8, 1 = known
+    known: Tensor, // [B, C, H, W] f32
+    mask: Tensor,  // [B, C, H, W] u8, 1 = known
 }
 
 impl Inpaint {
-    /// `known` `[B, 1, H, W]` in [-1, 1]; `mask` of the same shape, non-zero where known.
+    /// `known` `[B, C, H, W]` in [-1, 1]; `mask` of the same shape, non-zero where known.
     pub fn new(known: &Tensor, mask: &Tensor) -> Result<Self> {
         Ok(Self {
             known: known.to_dtype(DType::F32)?,
@@ -161,6 +179,7 @@ struct Ctx<'a, F> {
     net: &'a F,
     labels: &'a Tensor,
     null: &'a Tensor,
+    cond: Option<&'a Conditioning>,
     cfg: &'a SamplerConfig,
     done: usize,
     total: usize,
@@ -168,7 +187,7 @@ struct Ctx<'a, F> {
 
 impl<F> Ctx<'_, F>
 where
-    F: Fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor>,
+    F: Fn(&Tensor, Option<&Tensor>, &Tensor, &Tensor) -> Result<Tensor>,
 {
     /// The guided velocity at time `t` (one batched forward for the CFG pair).
     fn velocity(&mut self, z: &Tensor, t: f32, hooks: &mut Hooks) -> Result<Tensor> {
@@ -179,13 +198,18 @@ where
         let scale = self.cfg.guidance_at(t);
         let v = if scale == 1.0 {
             let tt = Tensor::full(t, b, dev)?;
-            let x = (self.net)(z, &tt, self.labels)?.to_dtype(dt)?;
+            let c = self.cond.map(|c| &c.cond);
+            let x = (self.net)(z, c, &tt, self.labels)?.to_dtype(dt)?;
             ((x - z)? / denom)?
         } else {
-            let z2 = Tensor::cat(&[z, z], 0)?; // [2B, 1, H, W]
+            let z2 = Tensor::cat(&[z, z], 0)?; // [2B, C, H, W]
             let tt = Tensor::full(t, 2 * b, dev)?;
             let y2 = Tensor::cat(&[self.labels, self.null], 0)?;
-            let x2 = (self.net)(&z2, &tt, &y2)?.to_dtype(dt)?;
+            let c2 = self
+                .cond
+                .map(|c| Tensor::cat(&[&c.cond, &c.null], 0))
+                .transpose()?;
+            let x2 = (self.net)(&z2, c2.as_ref(), &tt, &y2)?.to_dtype(dt)?;
             let v2 = (x2.broadcast_sub(&z2)? / denom)?;
             let v_cond = v2.narrow(0, 0, b)?;
             let v_uncond = v2.narrow(0, b, b)?;
@@ -199,23 +223,51 @@ where
     }
 }
 
-/// Integrate from noise `z0` `[B, 1, H, W]` (f32) to a roll estimate in `[-1, 1]`.
+/// What a batch is conditioned on.
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs<'a> {
+    /// The classes `[B]` (u32).
+    pub labels: &'a Tensor,
+    /// The label of the unconditional pass.
+    pub null_label: u32,
+    /// The conditioning channels of both passes.
+    pub cond: Option<&'a Conditioning>,
+    /// A region that must come back exactly.
+    pub inpaint: Option<&'a Inpaint>,
+}
+
+impl<'a> Inputs<'a> {
+    /// Classes only.
+    pub fn labels(labels: &'a Tensor, null_label: u32) -> Self {
+        Self {
+            labels,
+            null_label,
+            cond: None,
+            inpaint: None,
+        }
+    }
+}
+
+/// Integrate from noise `z0` `[B, C, H, W]` (f32) to a roll estimate in `[-1, 1]`.
 ///
-/// `labels` `[B]` (u32) are the classes; `null_label` is the CFG null label. With `inpaint`, the
-/// known region follows its noised path at every step and comes back exactly at the end.
-/// Returns `None` when cancelled.
+/// With `inputs.inpaint`, the known region follows its noised path at every step and comes back
+/// exactly at the end. Returns `None` when cancelled.
 pub fn sample<F>(
     net: F,
     z0: &Tensor,
-    labels: &Tensor,
-    null_label: u32,
+    inputs: Inputs,
     cfg: &SamplerConfig,
-    inpaint: Option<&Inpaint>,
     mut hooks: Hooks,
 ) -> Result<Option<Tensor>>
 where
-    F: Fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor>,
+    F: Fn(&Tensor, Option<&Tensor>, &Tensor, &Tensor) -> Result<Tensor>,
 {
+    let Inputs {
+        labels,
+        null_label,
+        cond,
+        inpaint,
+    } = inputs;
     let steps = cfg.steps.max(1);
     let z0 = z0.to_dtype(DType::F32)?;
     let labels = labels.to_dtype(DType::U32)?;
@@ -226,6 +278,7 @@ where
         net: &net,
         labels: &labels,
         null: &null,
+        cond,
         cfg,
         done: 0,
         total: cfg.forwards(),

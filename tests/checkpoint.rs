@@ -23,7 +23,13 @@ fn original_pt_imports_and_reproduces_ema1_forward() {
     )
     .unwrap();
     let x = net
-        .forward(&g["input.z"], &g["input.t"], &g["input.y"], Path::Inference)
+        .forward(
+            &g["input.z"],
+            None,
+            &g["input.t"],
+            &g["input.y"],
+            Path::Inference,
+        )
         .unwrap();
     let got: Vec<f32> = x.flatten_all().unwrap().to_vec1().unwrap();
     let want: Vec<f32> = g["output.x"].flatten_all().unwrap().to_vec1().unwrap();
@@ -82,14 +88,14 @@ fn roundtrip_and_clear_errors() {
     let t = Tensor::new(&[0.3f32], &Device::Cpu).unwrap();
     let y = Tensor::new(&[1u32], &Device::Cpu).unwrap();
     let a = net
-        .forward(&z, &t, &y, Path::Inference)
+        .forward(&z, None, &t, &y, Path::Inference)
         .unwrap()
         .flatten_all()
         .unwrap()
         .to_vec1::<f32>()
         .unwrap();
     let b = net2
-        .forward(&z, &t, &y, Path::Inference)
+        .forward(&z, None, &t, &y, Path::Inference)
         .unwrap()
         .flatten_all()
         .unwrap()

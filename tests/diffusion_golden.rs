@@ -6,7 +6,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use jit_music::diffusion::Objective;
 use jit_music::model::{JiT, JitConfig, Path};
-use jit_music::sampler::{sample, Hooks, Method, SamplerConfig};
+use jit_music::sampler::{sample, Hooks, Inputs, Method, SamplerConfig};
 use std::collections::HashMap;
 
 fn square_net() -> JiT {
@@ -46,8 +46,9 @@ fn loss_matches_original() {
     for path in [Path::Inference, Path::Training, Path::Reference] {
         let loss = obj
             .v_loss(
-                |z, t, y| net.forward(z, t, y, path),
+                |z, c, t, y| net.forward(z, c, t, y, path),
                 &g["input.x"],
+                None,
                 &g["input.t"],
                 &g["input.e"],
                 &g["input.y"],
@@ -78,12 +79,10 @@ fn samplers_match_original() {
             ..Default::default()
         };
         let out = sample(
-            |z, t, y| net.forward(z, t, y, Path::Inference),
+            |z, c, t, y| net.forward(z, c, t, y, Path::Inference),
             &g["input.z0"],
-            &g["input.y"],
-            net.null_label(),
+            Inputs::labels(&g["input.y"], net.null_label()),
             &cfg,
-            None,
             Hooks::default(),
         )
         .unwrap()

@@ -31,7 +31,7 @@ fn check(file: &str) {
     let want: Vec<f32> = t["output.x"].flatten_all().unwrap().to_vec1().unwrap();
     for path in [Path::Inference, Path::Training, Path::Reference] {
         let x = net
-            .forward(&t["input.z"], &t["input.t"], &t["input.y"], path)
+            .forward(&t["input.z"], None, &t["input.t"], &t["input.y"], path)
             .unwrap();
         assert_eq!(x.dims(), t["output.x"].dims());
         let got: Vec<f32> = x.flatten_all().unwrap().to_vec1().unwrap();

@@ -119,39 +119,56 @@ fn attention_matches_composition() {
 }
 
 /// The whole network: loss and every weight gradient on the fused training path equal the plain
-/// reference path.
+/// reference path, for the original's one-channel model and for a two-channel model with
+/// conditioning channels and non-square patches.
 #[test]
 fn model_gradients_match_reference_path() {
     use candle_core::DType;
     use candle_nn::{VarBuilder, VarMap};
     use jit_music::diffusion::Objective;
     use jit_music::model::{JiT, JitConfig, Path};
-    let cfg = JitConfig::preset("tiny", 128, 128, 2).unwrap();
-    let vm = VarMap::new();
-    let net = JiT::new(&cfg, VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu)).unwrap();
-    let x = (rand(&[2, 1, 128, 128], 21).tanh().unwrap())
-        .contiguous()
-        .unwrap();
-    let obj = Objective::default();
-    let grads = |path: Path| {
-        let loss = obj
-            .loss(|z, t, y| net.forward(z, t, y, path), &x, &[0, 1], 2, 5)
+    for (channels, cond_channels, patch_w) in [(1, 0, 16), (2, 5, 8)] {
+        let mut cfg = JitConfig::preset("tiny", 128, 128, 2).unwrap();
+        cfg.in_channels = channels;
+        cfg.cond_channels = cond_channels;
+        cfg.patch_w = patch_w;
+        let vm = VarMap::new();
+        let net = JiT::new(&cfg, VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu)).unwrap();
+        let x = (rand(&[2, channels, 128, 128], 21).tanh().unwrap())
+            .contiguous()
             .unwrap();
-        let g = loss.backward().unwrap();
-        let vars = vm.data().lock().unwrap().clone();
-        let mut out: Vec<(String, Vec<f32>)> = vars
-            .iter()
-            .map(|(k, v)| (k.clone(), vals(g.get(v.as_tensor()).expect(k))))
-            .collect();
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        (loss.to_scalar::<f32>().unwrap(), out)
-    };
-    let (lf, gf) = grads(Path::Training);
-    let (lr, gr) = grads(Path::Reference);
-    assert!(((lf - lr) / lr).abs() < 1e-5, "loss {lf} vs {lr}");
-    for ((k, a), (_, b)) in gf.iter().zip(&gr) {
-        let e = common::rel_l2(a, b);
-        assert!(e < 1e-3, "gradient of {k}: rel L2 {e}");
+        let c = (cond_channels > 0).then(|| rand(&[2, cond_channels, 128, 128], 22));
+        let obj = Objective::default();
+        let grads = |path: Path| {
+            let loss = obj
+                .loss(
+                    |z, c, t, y| net.forward(z, c, t, y, path),
+                    &x,
+                    c.as_ref(),
+                    &[0, 1],
+                    2,
+                    5,
+                )
+                .unwrap();
+            let g = loss.backward().unwrap();
+            let vars = vm.data().lock().unwrap().clone();
+            let mut out: Vec<(String, Vec<f32>)> = vars
+                .iter()
+                .map(|(k, v)| (k.clone(), vals(g.get(v.as_tensor()).expect(k))))
+                .collect();
+            out.sort_by(|a, b| a.0.cmp(&b.0));
+            (loss.to_scalar::<f32>().unwrap(), out)
+        };
+        let (lf, gf) = grads(Path::Training);
+        let (lr, gr) = grads(Path::Reference);
+        assert!(((lf - lr) / lr).abs() < 1e-5, "loss {lf} vs {lr}");
+        for ((k, a), (_, b)) in gf.iter().zip(&gr) {
+            let e = common::rel_l2(a, b);
+            assert!(
+                e < 1e-3,
+                "{channels}+{cond_channels} channels: gradient of {k}: rel L2 {e}"
+            );
+        }
     }
 }
 

@@ -5,8 +5,9 @@
 use candle_core::{DType, Device};
 use candle_nn::{VarBuilder, VarMap};
 use jit_music::checkpoint::{self, CheckpointMeta, Kind, ModelWeights, RollSpec};
+use jit_music::generate::Generator;
 use jit_music::model::{JiT, JitConfig};
-use jit_music::plugin::generate::{generate, layout, GenSettings, Model, Prompt};
+use jit_music::plugin::generate::{generate, layout, GenSettings, Sources};
 use jit_music::plugin::history::Idea;
 use jit_music::plugin::params::Mode;
 use jit_music::plugin::pattern::{PatternNote, PPQ};
@@ -27,6 +28,8 @@ fn meta(cfg: &JitConfig) -> CheckpointMeta {
             pitches: 128,
             frames: 128,
             articulation: true,
+            channels: Default::default(),
+            conditions: Default::default(),
         },
         objective: Default::default(),
         sampler: Default::default(),
@@ -52,8 +55,8 @@ fn tiny_weights() -> ModelWeights {
     }
 }
 
-fn model() -> Model {
-    Model::build(&tiny_weights(), Device::Cpu).expect("build")
+fn model() -> Generator {
+    Generator::new(tiny_weights(), Device::Cpu).expect("build")
 }
 
 fn settings(mode: Mode) -> GenSettings {
@@ -72,14 +75,14 @@ fn settings(mode: Mode) -> GenSettings {
     }
 }
 
-fn run(m: &Model, s: &GenSettings, prompt: &Prompt) -> Idea {
+fn run(m: &Generator, s: &GenSettings, prompt: &Sources) -> Idea {
     generate(m, s, prompt, None, &mut |_, _| {})
         .expect("generate")
         .expect("not cancelled")
 }
 
-fn none() -> Prompt<'static> {
-    Prompt {
+fn none() -> Sources<'static> {
+    Sources {
         current: None,
         captured: &[],
     }
@@ -98,7 +101,7 @@ fn note(start: u32, end: u32, pitch: u8) -> PatternNote {
 fn new_idea_fills_eight_bars_of_the_hosts_grid_and_reproduces() {
     let m = model();
     let s = settings(Mode::New);
-    let lay = layout(&m.meta, &s);
+    let lay = layout(m.meta(), &s);
     assert_eq!((lay.bars, lay.bar_ticks, lay.frames), (8, 4 * PPQ, 128));
     assert_eq!(lay.ticks_per_frame, f64::from(PPQ) / 4.0);
     let a = run(&m, &s, &none());
@@ -122,13 +125,13 @@ fn three_four_time_gives_three_beat_bars() {
         sig: (3, 4),
         ..settings(Mode::New)
     };
-    let lay = layout(&m.meta, &s);
+    let lay = layout(m.meta(), &s);
     assert_eq!((lay.bars, lay.bar_ticks, lay.frames), (8, 3 * PPQ, 96));
     let idea = run(&m, &s, &none());
     assert!(idea.notes.iter().all(|n| n[1] <= 8 * 3 * PPQ));
 }
 
-fn current_idea(m: &Model) -> Idea {
+fn current_idea(m: &Generator) -> Idea {
     let mut idea = run(m, &settings(Mode::New), &none());
     // A few known notes on top, so that every region has something to keep.
     let mut notes = idea.pattern_notes();
@@ -150,7 +153,7 @@ fn fill_keeps_every_note_outside_the_filled_bars() {
         fill: (3, 4),
         ..settings(Mode::Fill)
     };
-    let prompt = Prompt {
+    let prompt = Sources {
         current: Some(&cur),
         captured: &[],
     };
@@ -190,7 +193,7 @@ fn keep_band_keeps_the_band_exactly() {
         band: (30, 50),
         ..settings(Mode::KeepBand)
     };
-    let prompt = Prompt {
+    let prompt = Sources {
         current: Some(&cur),
         captured: &[],
     };
@@ -216,7 +219,7 @@ fn continue_keeps_the_captured_input_as_the_first_half() {
         note(480, 960, 62),
         note(3840 * 3, 3840 * 3 + 960, 67),
     ];
-    let prompt = Prompt {
+    let prompt = Sources {
         current: None,
         captured: &captured,
     };
@@ -265,6 +268,67 @@ fn a_new_threshold_rederives_from_the_stored_roll() {
 fn style_slot_zero_is_the_models_default_class() {
     let w = jit_music::default_model::load().expect("embedded model");
     let pop = w.meta.classes.iter().position(|c| c == "pop");
-    let model = Model::build(&w, Device::Cpu).expect("model");
-    assert_eq!(model.default_class(), pop.map(|i| i as u32));
+    let model = Generator::new(w.clone(), Device::Cpu).expect("model");
+    assert_eq!(Some(model.meta().default_class()), pop.map(|i| i as u32));
+}
+
+/// Kept notes are the user's: soft velocities and back-to-back repeats on one pitch survive any
+/// new threshold or velocity rule, in a Fill idea and a Continue idea; only the generated notes
+/// are read again.
+#[test]
+fn kept_notes_survive_every_threshold_change() {
+    let m = model();
+    let soft = [
+        note(0, 480, 60),
+        note(480, 960, 60),
+        note(960, 1440, 60),
+        note(1440, 3840, 43),
+    ];
+    let soft: Vec<PatternNote> = soft
+        .iter()
+        .map(|n| PatternNote {
+            velocity: 30 + n.pitch % 7,
+            ..*n
+        })
+        .collect();
+    let mut cur = run(&m, &settings(Mode::New), &none());
+    let mut notes: Vec<PatternNote> = cur
+        .pattern_notes()
+        .into_iter()
+        .filter(|n| n.start >= 3840)
+        .collect();
+    notes.extend_from_slice(&soft);
+    notes.sort_unstable();
+    cur.set_notes(&notes);
+    let fill = GenSettings {
+        fill: (5, 6),
+        ..settings(Mode::Fill)
+    };
+    let with_current = Sources {
+        current: Some(&cur),
+        captured: &[],
+    };
+    let captured = Sources {
+        current: None,
+        captured: &soft,
+    };
+    for (s, src) in [(fill, &with_current), (settings(Mode::Continue), &captured)] {
+        let mut idea = run(&m, &s, src);
+        for (threshold, velocity) in [
+            (0.9, Velocity::Fixed(64)),
+            (0.05, Velocity::Learned),
+            (0.35, Velocity::Fixed(100)),
+            (0.6, Velocity::Learned),
+        ] {
+            assert!(idea.rederive(threshold, velocity));
+            let got = idea.pattern_notes();
+            for k in &soft {
+                assert!(
+                    got.contains(k),
+                    "{:?} at threshold {threshold}: kept note {k:?} changed or vanished",
+                    s.mode
+                );
+            }
+        }
+    }
 }

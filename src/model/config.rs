@@ -11,8 +11,13 @@ pub struct JitConfig {
     pub input_w: usize,
     pub patch_h: usize,
     pub patch_w: usize,
+    /// Channels of the roll image: what the network denoises and predicts.
     #[serde(default = "one")]
     pub in_channels: usize,
+    /// Conditioning channels concatenated to the noisy roll before the patch embedding (the
+    /// known part of a prompt and its mask, chords); the output has `in_channels` only.
+    #[serde(default)]
+    pub cond_channels: usize,
     pub hidden_size: usize,
     pub depth: usize,
     pub num_heads: usize,
@@ -22,6 +27,9 @@ pub struct JitConfig {
     pub num_classes: usize,
     pub bottleneck_dim: usize,
 }
+
+/// Most image channels of either kind a config may ask for.
+pub const MAX_CHANNELS: usize = 16;
 
 fn one() -> usize {
     1
@@ -100,6 +108,7 @@ impl JitConfig {
             patch_h: p.5,
             patch_w: p.6,
             in_channels: 1,
+            cond_channels: 0,
             hidden_size: p.1,
             depth: p.2,
             num_heads: p.3,
@@ -144,7 +153,12 @@ impl JitConfig {
     pub fn head_dim(&self) -> usize {
         self.hidden_size / self.num_heads
     }
+    /// Values per input patch (roll and conditioning channels).
     pub fn patch_dim(&self) -> usize {
+        (self.in_channels + self.cond_channels) * self.patch_h * self.patch_w
+    }
+    /// Values per output patch (the roll channels).
+    pub fn out_patch_dim(&self) -> usize {
         self.in_channels * self.patch_h * self.patch_w
     }
     /// SwiGLU hidden width: `int(int(hidden * mlp_ratio) * 2 / 3)`, as the original.
@@ -171,8 +185,11 @@ impl JitConfig {
                 self.hidden_size, self.num_heads
             ));
         }
-        if self.in_channels != 1 {
-            return err("only 1-channel piano rolls are supported".into());
+        if !(1..=MAX_CHANNELS).contains(&self.in_channels) || self.cond_channels > MAX_CHANNELS {
+            return err(format!(
+                "{} roll and {} conditioning channels (1..={MAX_CHANNELS} and 0..={MAX_CHANNELS})",
+                self.in_channels, self.cond_channels
+            ));
         }
         Ok(())
     }
@@ -181,7 +198,7 @@ impl JitConfig {
     pub fn param_count(&self) -> usize {
         let d = self.hidden_size;
         let m = self.mlp_hidden();
-        let p = self.patch_h * self.patch_w * self.in_channels;
+        let (p_in, p_out) = (self.patch_dim(), self.out_patch_dim());
         let block = d
             + 3 * d * d
             + 3 * d
@@ -197,9 +214,9 @@ impl JitConfig {
             + 6 * d;
         let embed = 256 * d + d + d * d + d // t_embedder
             + (self.num_classes + 1) * d // y_embedder
-            + self.bottleneck_dim * p + d * self.bottleneck_dim + d // x_embedder
+            + self.bottleneck_dim * p_in + d * self.bottleneck_dim + d // x_embedder
             + self.num_patches() * d; // pos_embed
-        let fin = d + d * p + p + d * 2 * d + 2 * d;
+        let fin = d + d * p_out + p_out + d * 2 * d + 2 * d;
         embed + self.depth * block + fin
     }
 }

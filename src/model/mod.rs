@@ -10,6 +10,7 @@ mod linear;
 mod norm;
 mod patch_embed;
 mod pos_embed;
+mod record;
 mod swiglu;
 
 pub use attention::Attention;
@@ -49,7 +50,7 @@ impl Path {
     }
 }
 
-/// The network: `x_pred = net(z, t, y)`.
+/// The network: `x_pred = net(z, c, t, y)`, `c` the conditioning channels (if any).
 #[derive(Debug, Clone)]
 pub struct JiT {
     pub cfg: JitConfig,
@@ -59,6 +60,8 @@ pub struct JiT {
     pub y_embedder: LabelEmbedder,
     pub blocks: Vec<JitBlock>,
     pub final_layer: FinalLayer,
+    /// Every weight under its state_dict name, as construction took them (`pos_embed` first).
+    weights: Vec<(String, Tensor)>,
 }
 
 impl JiT {
@@ -67,6 +70,7 @@ impl JiT {
     pub fn new(cfg: &JitConfig, vb: VarBuilder) -> Result<Self> {
         cfg.validate().map_err(candle_core::Error::msg)?;
         let d = cfg.hidden_size;
+        let (vb, log) = record::recording(&vb);
         // Fixed, never trained: taken from the weights when they carry it (the original saves
         // it), else computed.
         let pos_embed = if vb.contains_tensor("pos_embed") {
@@ -74,22 +78,32 @@ impl JiT {
         } else {
             sincos_2d(d, cfg.grid_h(), cfg.grid_w(), vb.device())?.to_dtype(vb.dtype())?
         };
+        let t_embedder = TimestepEmbedder::new(d, vb.pp("t_embedder"))?;
+        let y_embedder = LabelEmbedder::new(cfg.num_classes, d, vb.pp("y_embedder"))?;
+        let x_embedder = BottleneckPatchEmbed::new(cfg, vb.pp("x_embedder"))?;
         let blocks = (0..cfg.depth)
             .map(|i| JitBlock::new(cfg, vb.pp(format!("blocks.{i}"))))
             .collect::<Result<Vec<_>>>()?;
+        let final_layer = FinalLayer::new(
+            d,
+            cfg.patch_h * cfg.patch_w,
+            cfg.in_channels,
+            vb.pp("final_layer"),
+        )?;
+        drop(vb);
+        let mut weights = record::take(log);
+        if !weights.iter().any(|(n, _)| n == "pos_embed") {
+            weights.insert(0, ("pos_embed".into(), pos_embed.clone()));
+        }
         Ok(Self {
             cfg: cfg.clone(),
-            t_embedder: TimestepEmbedder::new(d, vb.pp("t_embedder"))?,
-            y_embedder: LabelEmbedder::new(cfg.num_classes, d, vb.pp("y_embedder"))?,
-            x_embedder: BottleneckPatchEmbed::new(cfg, vb.pp("x_embedder"))?,
+            t_embedder,
+            y_embedder,
+            x_embedder,
             pos_embed,
             blocks,
-            final_layer: FinalLayer::new(
-                d,
-                cfg.patch_h * cfg.patch_w,
-                cfg.in_channels,
-                vb.pp("final_layer"),
-            )?,
+            final_layer,
+            weights,
         })
     }
 
@@ -98,19 +112,29 @@ impl JiT {
         self.cfg.num_classes as u32
     }
 
-    /// z `[B, 1, H, W]`, t `[B]`, y `[B]` -> x_pred `[B, 1, H, W]`, in z's dtype.
+    /// z `[B, C, H, W]`, c `[B, Cc, H, W]` (the conditioning channels; `None` = all empty),
+    /// t `[B]`, y `[B]` -> x_pred `[B, C, H, W]`, in z's dtype.
     ///
     /// For inference on the CPU, a batch of two or more (a CFG pair at least) runs as two halves
     /// side by side, each on one thread with single-threaded kernels: at these sizes that beats
     /// splitting every small matmul across the cores.
-    pub fn forward(&self, z: &Tensor, t: &Tensor, y: &Tensor, path: Path) -> Result<Tensor> {
+    pub fn forward(
+        &self,
+        z: &Tensor,
+        c: Option<&Tensor>,
+        t: &Tensor,
+        y: &Tensor,
+        path: Path,
+    ) -> Result<Tensor> {
         let b = z.dim(0)?;
         if path == Path::Inference && b >= 2 && path.fused(z) && !crate::ops::is_serial() {
             let h = b / 2;
             let half = |s: usize, n: usize| -> Result<Tensor> {
+                let c = c.map(|c| c.narrow(0, s, n)).transpose()?;
                 crate::ops::serial(|| {
                     self.forward_one(
                         &z.narrow(0, s, n)?,
+                        c.as_ref(),
                         &t.narrow(0, s, n)?,
                         &y.narrow(0, s, n)?,
                         path,
@@ -120,14 +144,38 @@ impl JiT {
             let (a, c) = rayon::join(|| half(0, h), || half(h, b - h));
             return Tensor::cat(&[a?, c?], 0);
         }
-        self.forward_one(z, t, y, path)
+        self.forward_one(z, c, t, y, path)
     }
 
-    fn forward_one(&self, z: &Tensor, t: &Tensor, y: &Tensor, path: Path) -> Result<Tensor> {
+    /// The network input: the noisy roll with its conditioning channels (zeros when absent).
+    fn input(&self, z: &Tensor, c: Option<&Tensor>) -> Result<Tensor> {
+        let cc = self.cfg.cond_channels;
+        if cc == 0 {
+            return Ok(z.clone());
+        }
+        let (b, _, h, w) = z.dims4()?;
+        let c = match c {
+            Some(c) => c.to_dtype(z.dtype())?,
+            None => Tensor::zeros((b, cc, h, w), z.dtype(), z.device())?,
+        };
+        Tensor::cat(&[z, &c], 1) // [B, C + Cc, H, W]
+    }
+
+    fn forward_one(
+        &self,
+        z: &Tensor,
+        c: Option<&Tensor>,
+        t: &Tensor,
+        y: &Tensor,
+        path: Path,
+    ) -> Result<Tensor> {
         let (b, _, _, _) = z.dims4()?;
         let dt = z.dtype();
         let (n, d) = (self.cfg.num_patches(), self.cfg.hidden_size);
-        let x = self.x_embedder.forward(z)?.reshape((b, n, d))?; // [B, N, D]
+        let x = self
+            .x_embedder
+            .forward(&self.input(z, c)?)?
+            .reshape((b, n, d))?; // [B, N, D]
         let mut x = x.broadcast_add(&self.pos_embed.to_dtype(dt)?)?;
         let c = (self.t_embedder.forward(t, dt, path)? + self.y_embedder.forward(y, dt)?)?; // [B, D]
         let c_act = block::ada_input(&c)?; // [B, D]
@@ -149,59 +197,10 @@ impl JiT {
             .reshape((b, ch, c.input_h, c.input_w))
     }
 
-    /// Every weight tensor under its state_dict name (`pos_embed` included, as the original saves).
+    /// Every weight tensor under its state_dict name (`pos_embed` included, as the original
+    /// saves), in construction order.
     pub fn named_tensors(&self) -> Vec<(String, Tensor)> {
-        let mut v: Vec<(String, Tensor)> = Vec::new();
-        let lin = |v: &mut Vec<(String, Tensor)>, name: &str, l: &Linear| {
-            v.push((format!("{name}.weight"), l.weight.clone()));
-            if let Some(b) = &l.bias {
-                v.push((format!("{name}.bias"), b.clone()));
-            }
-        };
-        v.push(("pos_embed".into(), self.pos_embed.clone()));
-        lin(&mut v, "t_embedder.mlp.0", &self.t_embedder.mlp0);
-        lin(&mut v, "t_embedder.mlp.2", &self.t_embedder.mlp2);
-        v.push((
-            "y_embedder.embedding.weight".into(),
-            self.y_embedder.embedding.clone(),
-        ));
-        v.push((
-            "x_embedder.proj1.weight".into(),
-            self.x_embedder.proj1.clone(),
-        ));
-        v.push((
-            "x_embedder.proj2.weight".into(),
-            self.x_embedder.proj2.clone(),
-        ));
-        v.push((
-            "x_embedder.proj2.bias".into(),
-            self.x_embedder.proj2_bias.clone(),
-        ));
-        for (i, b) in self.blocks.iter().enumerate() {
-            let p = format!("blocks.{i}");
-            v.push((format!("{p}.norm1.weight"), b.norm1.weight.clone()));
-            lin(&mut v, &format!("{p}.attn.qkv"), &b.attn.qkv);
-            v.push((
-                format!("{p}.attn.q_norm.weight"),
-                b.attn.q_norm.weight.clone(),
-            ));
-            v.push((
-                format!("{p}.attn.k_norm.weight"),
-                b.attn.k_norm.weight.clone(),
-            ));
-            lin(&mut v, &format!("{p}.attn.proj"), &b.attn.proj);
-            v.push((format!("{p}.norm2.weight"), b.norm2.weight.clone()));
-            lin(&mut v, &format!("{p}.mlp.w12"), &b.mlp.w12);
-            lin(&mut v, &format!("{p}.mlp.w3"), &b.mlp.w3);
-            lin(&mut v, &format!("{p}.ada.1"), &b.ada);
-        }
-        v.push((
-            "final_layer.norm.weight".into(),
-            self.final_layer.norm.weight.clone(),
-        ));
-        lin(&mut v, "final_layer.linear", &self.final_layer.linear);
-        lin(&mut v, "final_layer.ada.1", &self.final_layer.ada);
-        v
+        self.weights.clone()
     }
 
     /// Number of parameters (as PyTorch counts them, `pos_embed` included).

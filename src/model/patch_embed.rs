@@ -19,7 +19,7 @@ pub struct BottleneckPatchEmbed {
 impl BottleneckPatchEmbed {
     pub fn new(cfg: &JitConfig, vb: VarBuilder) -> Result<Self> {
         let (c, ph, pw, k, d) = (
-            cfg.in_channels,
+            cfg.in_channels + cfg.cond_channels,
             cfg.patch_h,
             cfg.patch_w,
             cfg.bottleneck_dim,

@@ -1,90 +1,41 @@
-//! One generation on the worker thread: settings + model (+ what to keep) -> roll -> idea.
-//! The only plugin file besides the worker that touches candle.
-//!
-//! Modes use the sampler's inpainting: the kept region is painted into the known roll and
-//! masked, the model fills the rest, and the kept notes are then copied back exactly (the model
-//! never rewrites what the user chose to keep).
+//! One generation on the worker thread, in the host's terms: the host's bars and meter become
+//! frames of the model's grid, the notes a mode keeps (in ticks) become a prompt, and the core's
+//! [`Generator`] does the rest (conditioning, inpainting, decoding). The kept notes come back in
+//! ticks exactly as they were; only the generated notes are converted from frames.
 
 use super::history::{velocity_label, Idea, IdeaInfo, StoredRoll};
 use super::params::Mode;
 use super::pattern::{bar_ticks, PatternNote, PPQ};
 use super::shared::ModelInfo;
-use crate::checkpoint::{CheckpointError, CheckpointMeta, ModelWeights};
-use crate::model::{JiT, Path};
-use crate::roll::{velocity_to_u8, Grid, PianoRoll, Velocity, PITCHES};
-use crate::sampler::{sample, seeded_noise, Hooks, Inpaint, Method, SamplerConfig};
-use candle_core::{DType, Device, Tensor};
+use crate::checkpoint::CheckpointMeta;
+use crate::condition::Keep;
+use crate::generate::{Generator, Method, Prompt, Request, SamplerConfig};
+use crate::roll::{Decode, Grid, RollNote, Velocity};
+use crate::sampler::Hooks;
 use std::sync::atomic::AtomicBool;
 
-/// A built network with what is needed to use it.
-pub struct Model {
-    pub net: JiT,
-    pub meta: CheckpointMeta,
-    pub device: Device,
-    pub source: String,
-    pub params: usize,
-}
-
-/// CUDA when built with it and present, else the CPU.
-pub fn best_device() -> Device {
-    Device::cuda_if_available(0).unwrap_or(Device::Cpu)
-}
-
-impl Model {
-    pub fn build(weights: &ModelWeights, device: Device) -> Result<Self, CheckpointError> {
-        let (cfg, roll) = (&weights.meta.config, &weights.meta.roll);
-        if roll.pitches != cfg.input_h
-            || roll.frames != cfg.input_w
-            || usize::from(roll.pitch_low) + roll.pitches > PITCHES
-        {
-            return Err(CheckpointError::BadMetadata(
-                weights.source.clone(),
-                format!(
-                    "roll of {} pitches from {} x {} frames does not fit a {}x{} model",
-                    roll.pitches, roll.pitch_low, roll.frames, cfg.input_h, cfg.input_w
-                ),
-            ));
-        }
-        let net = weights.build(&device, DType::F32)?;
-        let params = net.param_count();
-        Ok(Self {
-            net,
-            meta: weights.meta.clone(),
-            device,
-            source: weights.source.clone(),
-            params,
-        })
-    }
-
-    /// The class a model plays when no style is chosen: `info.default_class` (written by
-    /// `train` as the most weighted class), else class 0, as `generate` does.
-    pub fn default_class(&self) -> Option<u32> {
-        let n = self.meta.config.num_classes;
-        let c = self.meta.info["default_class"].as_u64().unwrap_or(0);
-        (c < n as u64).then_some(c as u32)
-    }
-
-    pub fn info(&self) -> ModelInfo {
-        let m = &self.meta;
-        ModelInfo {
-            name: if m.name.is_empty() {
-                "unnamed".into()
-            } else {
-                m.name.clone()
-            },
-            source: self.source.clone(),
-            preset: m.config.preset_name().unwrap_or("custom").to_string(),
-            params: self.params,
-            device: match self.device {
-                Device::Cpu => "CPU".into(),
-                _ => format!("{:?}", self.device.location()),
-            },
-            classes: (0..m.config.num_classes)
-                .map(|i| m.classes.get(i).cloned().unwrap_or_else(|| i.to_string()))
-                .collect(),
-            grid: m.roll.grid.describe(),
-            frames: m.roll.frames,
-        }
+/// What the editor shows about a loaded model.
+pub fn model_info(gen: &Generator) -> ModelInfo {
+    let m = gen.meta();
+    ModelInfo {
+        name: if m.name.is_empty() {
+            "unnamed".into()
+        } else {
+            m.name.clone()
+        },
+        source: gen.weights.source.clone(),
+        preset: m.config.preset_name().unwrap_or("custom").to_string(),
+        params: gen.net.param_count(),
+        device: if gen.device.is_cpu() {
+            "CPU".into()
+        } else {
+            format!("{:?}", gen.device.location())
+        },
+        classes: (0..m.config.num_classes)
+            .map(|i| m.classes.get(i).cloned().unwrap_or_else(|| i.to_string()))
+            .collect(),
+        grid: m.roll.grid.describe(),
+        frames: m.roll.frames,
     }
 }
 
@@ -95,7 +46,7 @@ pub struct GenSettings {
     pub steps: usize,
     pub method: Method,
     pub cfg: f64,
-    /// 0 = any (the null label), `i` = class `i - 1`.
+    /// 0 = the model's default class, `i` = class `i - 1`.
     pub style: i32,
     pub bars: u32,
     /// Host time signature (numerator, denominator).
@@ -143,6 +94,37 @@ pub struct Layout {
     pub frames: usize,
 }
 
+impl Layout {
+    /// The frame a tick falls on (rounded), inside the pattern.
+    pub fn frame(&self, tick: u32) -> usize {
+        ((f64::from(tick) / self.ticks_per_frame).round() as usize).min(self.frames)
+    }
+
+    /// The tick a frame starts at.
+    pub fn tick(&self, frame: usize) -> u32 {
+        (frame as f64 * self.ticks_per_frame).round().max(0.0) as u32
+    }
+
+    pub fn len_ticks(&self) -> u32 {
+        self.bars * self.bar_ticks
+    }
+
+    /// Notes on the model's grid -> pattern notes in ticks, cut to the pattern.
+    pub fn to_ticks(&self, notes: &[RollNote]) -> Vec<PatternNote> {
+        notes
+            .iter()
+            .filter(|n| n.start < self.frames)
+            .map(|n| PatternNote {
+                start: self.tick(n.start),
+                end: self.tick(n.end.min(self.frames)),
+                pitch: n.pitch,
+                velocity: n.velocity,
+            })
+            .filter(|n| n.end > n.start)
+            .collect()
+    }
+}
+
 /// Fit `bars` bars of the host signature onto the model's window (halving bars that do not fit).
 pub fn layout(meta: &CheckpointMeta, s: &GenSettings) -> Layout {
     let bt = bar_ticks(s.sig.0, s.sig.1);
@@ -169,40 +151,29 @@ pub fn layout(meta: &CheckpointMeta, s: &GenSettings) -> Layout {
     }
 }
 
-/// What a mode keeps: the notes (ticks from the pattern start) and the regenerated region.
-struct Keep {
-    notes: Vec<PatternNote>,
-    /// Frame range regenerated (columns outside are kept), or a pitch band kept.
-    region: Region,
-}
-
-enum Region {
-    /// Regenerate columns `[a, b)`; keep the rest of the pattern.
-    Columns(usize, usize),
-    /// Keep pitches `lo..=hi` everywhere.
-    Band(u8, u8),
-}
-
 /// The notes a mode starts from: the current idea and the captured input (ticks from the
 /// pattern start, already placed by the worker).
-pub struct Prompt<'a> {
+pub struct Sources<'a> {
     pub current: Option<&'a Idea>,
     pub captured: &'a [PatternNote],
 }
 
-fn keep_for(mode: Mode, s: &GenSettings, lay: &Layout, prompt: &Prompt) -> Option<Keep> {
-    let len = lay.bars * lay.bar_ticks;
-    let tpf = lay.ticks_per_frame;
-    let frame = |tick: u32| ((f64::from(tick) / tpf).round() as usize).min(lay.frames);
-    match mode {
+/// What a mode keeps: the kept notes in ticks (exactly what will play) and the core's keep spec.
+fn keep_for(s: &GenSettings, lay: &Layout, src: &Sources) -> Option<(Vec<PatternNote>, Keep)> {
+    let len = lay.len_ticks();
+    let in_pattern = |n: PatternNote| PatternNote {
+        end: n.end.min(len),
+        ..n
+    };
+    match s.mode {
         Mode::New => None,
         Mode::Continue => {
             let half = (len / 2).max(1);
-            let notes: Vec<PatternNote> = if !prompt.captured.is_empty() {
-                prompt.captured.to_vec()
+            let notes: Vec<PatternNote> = if !src.captured.is_empty() {
+                src.captured.to_vec()
             } else {
                 // Nothing captured: continue the current idea from its second half.
-                let cur = prompt.current?;
+                let cur = src.current?;
                 cur.pattern_notes()
                     .into_iter()
                     .filter(|n| n.start >= half && n.start < len)
@@ -222,211 +193,143 @@ fn keep_for(mode: Mode, s: &GenSettings, lay: &Layout, prompt: &Prompt) -> Optio
                 })
                 .filter(|n| n.end > n.start)
                 .collect();
-            Some(Keep {
+            Some((
                 notes,
-                region: Region::Columns(frame(half), lay.frames),
-            })
+                Keep::Continue {
+                    keep_frames: lay.frame(half),
+                },
+            ))
         }
         Mode::Fill => {
-            let cur = prompt.current?;
+            let cur = src.current?;
             let from = s.fill.0.clamp(1, lay.bars);
             let to = s.fill.1.clamp(from, lay.bars);
             let (a, b) = ((from - 1) * lay.bar_ticks, to * lay.bar_ticks);
-            let mut notes = Vec::new();
-            for n in cur.pattern_notes() {
-                if n.start >= len {
-                    continue;
-                }
-                let n = PatternNote {
-                    end: n.end.min(len),
-                    ..n
-                };
-                if n.start < a {
-                    notes.push(PatternNote {
-                        end: n.end.min(a),
-                        ..n
-                    });
-                } else if n.start >= b {
-                    notes.push(n);
-                }
-            }
-            Some(Keep {
-                notes,
-                region: Region::Columns(frame(a), frame(b)),
-            })
-        }
-        Mode::KeepBand => {
-            let cur = prompt.current?;
-            let (lo, hi) = (s.band.0.min(s.band.1), s.band.0.max(s.band.1));
             let notes = cur
                 .pattern_notes()
                 .into_iter()
-                .filter(|n| n.pitch >= lo && n.pitch <= hi && n.start < len)
-                .map(|n| PatternNote {
-                    end: n.end.min(len),
-                    ..n
+                .filter(|n| n.start < len && (n.start < a || n.start >= b))
+                .map(|n| {
+                    let n = in_pattern(n);
+                    if n.start < a {
+                        PatternNote {
+                            end: n.end.min(a),
+                            ..n
+                        }
+                    } else {
+                        n
+                    }
                 })
                 .collect();
-            Some(Keep {
+            Some((
                 notes,
-                region: Region::Band(lo, hi),
-            })
+                Keep::Fill {
+                    start: lay.frame(a),
+                    end: lay.frame(b),
+                },
+            ))
+        }
+        Mode::KeepBand => {
+            let cur = src.current?;
+            let (low, high) = (s.band.0.min(s.band.1), s.band.0.max(s.band.1));
+            let notes = cur
+                .pattern_notes()
+                .into_iter()
+                .filter(|n| n.pitch >= low && n.pitch <= high && n.start < len)
+                .map(in_pattern)
+                .collect();
+            Some((notes, Keep::KeepPitches { low, high }))
         }
     }
 }
 
-/// Run the sampler and turn its roll into an idea. `Ok(None)` when cancelled.
+/// The kept notes on the model's grid (the prompt the core sees).
+fn prompt_notes(lay: &Layout, kept: &[PatternNote]) -> Vec<RollNote> {
+    kept.iter()
+        .map(|n| {
+            let start = lay.frame(n.start);
+            RollNote {
+                pitch: n.pitch,
+                start,
+                end: lay.frame(n.end).max(start + 1),
+                velocity: n.velocity,
+            }
+        })
+        .collect()
+}
+
+/// Run the model and turn its output into an idea. `Ok(None)` when cancelled.
 pub fn generate(
-    model: &Model,
+    gen: &Generator,
     s: &GenSettings,
-    prompt: &Prompt,
+    src: &Sources,
     cancel: Option<&AtomicBool>,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Option<Idea>, String> {
-    let meta = &model.meta;
+    let meta = gen.meta();
     let lay = layout(meta, s);
-    let (h, w) = (meta.roll.pitches, meta.roll.frames);
-    let low = usize::from(meta.roll.pitch_low);
-    let keep = keep_for(s.mode, s, &lay, prompt);
-    let err = |e: candle_core::Error| e.to_string();
-
-    let dev = &model.device;
-    let z0 = seeded_noise(s.seed, 1, h, w, meta.sampler.noise_scale, dev).map_err(err)?;
-    let null = model.net.null_label();
+    let keep = keep_for(s, &lay, src);
     let label = if s.style <= 0 {
-        model.default_class().unwrap_or(null)
+        meta.default_class()
     } else {
-        ((s.style - 1) as u32).min(null.saturating_sub(1))
+        ((s.style - 1) as u32).min(gen.net.null_label().saturating_sub(1))
     };
-    let labels = Tensor::new(&[label], dev).map_err(err)?;
-    let cfg = SamplerConfig {
+    let request = Request {
+        noise: gen.noise(s.seed).map_err(|e| e.to_string())?,
+        label,
+        prompt: keep.as_ref().map(|(notes, keep)| Prompt {
+            notes: prompt_notes(&lay, notes),
+            keep: *keep,
+        }),
+        chords: None,
+    };
+    let sampler = SamplerConfig {
         method: s.method,
         steps: s.steps.clamp(1, 1000),
         cfg_scale: s.cfg,
         ..meta.sampler.clone()
     };
-
-    let inpaint = match &keep {
-        None => None,
-        Some(k) => {
-            let mut known = vec![-1f32; h * w];
-            let mut mask = vec![0u8; h * w];
-            for r in 0..h {
-                let pitch = low + r;
-                for f in 0..lay.frames {
-                    let kept = match k.region {
-                        Region::Columns(a, b) => f < a || f >= b,
-                        Region::Band(lo, hi) => {
-                            pitch >= usize::from(lo) && pitch <= usize::from(hi)
-                        }
-                    };
-                    if kept {
-                        mask[r * w + f] = 1;
-                    }
-                }
-            }
-            for n in &k.notes {
-                let p = usize::from(n.pitch);
-                if p < low || p >= low + h {
-                    continue;
-                }
-                let r = p - low;
-                let a = (f64::from(n.start) / lay.ticks_per_frame).round() as usize;
-                let b = ((f64::from(n.end) / lay.ticks_per_frame).round() as usize).max(a + 1);
-                let v = f32::from(velocity_to_u8(f64::from(n.velocity))) / 255.0 * 2.0 - 1.0;
-                for f in a..b.min(lay.frames) {
-                    known[r * w + f] = v;
-                }
-            }
-            let known = Tensor::from_vec(known, (1, 1, h, w), dev).map_err(err)?;
-            let mask = Tensor::from_vec(mask, (1, 1, h, w), dev)
-                .and_then(|m| m.to_dtype(DType::F32))
-                .map_err(err)?;
-            Some(Inpaint::new(&known, &mask).map_err(err)?)
-        }
+    let decode = Decode {
+        threshold: s.threshold,
+        dip: meta.recommended_dip(),
+        velocity: s.velocity,
     };
-
-    let net = &model.net;
-    let out = sample(
-        |z: &Tensor, t: &Tensor, y: &Tensor| net.forward(z, t, y, Path::Inference),
-        &z0,
-        &labels,
-        null,
-        &cfg,
-        inpaint.as_ref(),
-        Hooks {
-            progress: Some(progress),
-            cancel,
-        },
-    )
-    .map_err(err)?;
-    let Some(out) = out else {
+    let hooks = Hooks {
+        progress: Some(progress),
+        cancel,
+    };
+    let out = gen
+        .generate(&[request], &sampler, &decode, hooks)
+        .map_err(|e| e.to_string())?;
+    let Some(generated) = out.and_then(|mut v| v.pop()) else {
         return Ok(None);
     };
-    let x: Vec<f32> = out
-        .flatten_all()
-        .and_then(|t| t.to_dtype(DType::F32))
-        .and_then(|t| t.to_vec1())
-        .map_err(err)?;
-    if x.len() != h * w {
-        return Err(format!(
-            "model output has {} values, {} expected",
-            x.len(),
-            h * w
-        ));
-    }
-
-    // Model rows -> a full 128-pitch roll of the pattern's frames.
-    let mut roll = PianoRoll::new(lay.frames);
-    for r in 0..h {
-        let pitch = low + r;
-        if pitch >= PITCHES {
-            break;
-        }
-        let row = roll.row_mut(pitch);
-        for (f, cell) in row.iter_mut().enumerate() {
-            let v = x[r * w + f];
-            let u = ((v + 1.0) * 0.5).clamp(0.0, 1.0);
-            *cell = if u.is_nan() {
-                0
-            } else {
-                (u * 255.0 + 0.5) as u8
-            };
-        }
-    }
-    let dip = meta.recommended_dip();
-    let mut notes = Idea::notes_from_roll(&roll, lay.ticks_per_frame, s.threshold, dip, s.velocity);
-    if let Some(k) = &keep {
-        let tpf = lay.ticks_per_frame;
-        let tick = |f: usize| (f as f64 * tpf).round() as u32;
-        // Generated notes only where the model was free; the kept notes exactly as they were.
-        notes.retain(|n| match k.region {
-            Region::Columns(a, b) => n.start >= tick(a) && n.start < tick(b),
-            Region::Band(lo, hi) => n.pitch < lo || n.pitch > hi,
-        });
-        if let Region::Columns(_, b) = k.region {
-            let end = tick(b);
-            for n in &mut notes {
-                n.end = n.end.min(end);
-            }
-        }
-        notes.extend(k.notes.iter().copied());
-        notes.retain(|n| n.end > n.start);
-        notes.sort_unstable();
-    }
+    let kept = keep.map(|k| k.0).unwrap_or_default();
+    let stored = StoredRoll::new(
+        meta.roll.clone(),
+        &generated.raw,
+        generated.known.as_ref(),
+        &kept,
+        lay.ticks_per_frame,
+        lay.frames,
+        decode.dip,
+    );
+    let mut notes = lay.to_ticks(&generated.generated);
+    notes.extend_from_slice(&kept);
+    notes.sort_unstable();
     let mut idea = Idea {
         id: 0,
         bars: lay.bars,
         bar_ticks: lay.bar_ticks,
         notes: Vec::new(),
-        roll: Some(StoredRoll::new(&roll, lay.ticks_per_frame, dip)),
+        roll: Some(stored),
         info: IdeaInfo {
             seed: s.seed,
             style: String::new(),
             mode: format!("{:?}", s.mode),
             model: meta.name.clone(),
             method: s.method.to_string(),
-            steps: cfg.steps as u32,
+            steps: sampler.steps as u32,
             cfg: s.cfg as f32,
             threshold: s.threshold,
             velocity: velocity_label(s.velocity),

@@ -1,10 +1,12 @@
 //! The ideas a user generated, newest last, and which one plays: what a project saves and
 //! reopens without regeneration. Notes are stored exactly (ticks), so reopening restores the
-//! exact bars; the generated roll is stored too, so that a new threshold or velocity can be
-//! applied to an old idea later.
+//! exact bars; the model's output and what it kept are stored too, so that a new threshold or
+//! velocity can be applied to an old idea later without touching the kept notes.
 
 use super::pattern::{PatternNote, PPQ};
-use crate::roll::{roll_to_notes_split, PianoRoll, Velocity, PITCHES};
+use crate::condition::Known;
+use crate::generate::generated_notes;
+use crate::roll::{Decode, RollNote, RollSpec, Velocity, PITCHES};
 use serde::{Deserialize, Serialize};
 
 /// Ideas kept per project (the oldest goes first).
@@ -30,30 +32,139 @@ pub struct IdeaInfo {
     pub millis: u64,
 }
 
-/// The model's output for an idea, as `u8` intensities on its own frame grid.
+/// The model's output for an idea, with what it kept: enough to read its notes again at another
+/// threshold or velocity rule without touching the kept (the user's own) notes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredRoll {
+    /// The model's window width in frames (older state: the pattern's frames).
     pub frames: usize,
     pub ticks_per_frame: f64,
     /// The dip ratio its notes were split with (see `roll_to_notes_split`); 0 in older state.
     #[serde(default)]
     pub dip: f32,
-    /// Base64 of the `[128, frames]` row-major intensities.
+    /// Base64 of the output `[C, H, W]` as `u8` (`(x + 1) / 2 * 255`); older state: the
+    /// `[128, frames]` intensity roll of the pattern.
     pub data: String,
+    /// The roll layout the output is in (absent in older state: a 128-pitch intensity roll).
+    #[serde(default)]
+    pub spec: Option<RollSpec>,
+    /// Frames the pattern uses (0 in older state: all of them).
+    #[serde(default)]
+    pub pattern_frames: usize,
+    /// The kept notes, in ticks exactly as they play.
+    #[serde(default)]
+    pub kept: Vec<[u32; 4]>,
+    /// The kept notes on the model's grid and the keep mask (base64 of `[H, W]`), which say
+    /// what the model was not free to write.
+    #[serde(default)]
+    pub known_notes: Vec<RollNote>,
+    #[serde(default)]
+    pub known_mask: Option<String>,
 }
 
 impl StoredRoll {
-    pub fn new(roll: &PianoRoll, ticks_per_frame: f64, dip: f32) -> Self {
+    pub fn new(
+        spec: RollSpec,
+        raw: &[f32],
+        known: Option<&Known>,
+        kept: &[PatternNote],
+        ticks_per_frame: f64,
+        pattern_frames: usize,
+        dip: f32,
+    ) -> Self {
+        let bytes: Vec<u8> = raw
+            .iter()
+            .map(|&x| {
+                let u = ((x + 1.0) * 0.5).clamp(0.0, 1.0);
+                if u.is_nan() {
+                    0
+                } else {
+                    (u * 255.0 + 0.5) as u8
+                }
+            })
+            .collect();
         Self {
-            frames: roll.frames(),
+            frames: spec.frames,
             ticks_per_frame,
             dip,
-            data: base64_encode(roll.data()),
+            data: base64_encode(&bytes),
+            pattern_frames,
+            kept: kept
+                .iter()
+                .map(|n| [n.start, n.end, u32::from(n.pitch), u32::from(n.velocity)])
+                .collect(),
+            known_notes: known.map(|k| k.notes.clone()).unwrap_or_default(),
+            known_mask: known.map(|k| base64_encode(&k.mask)),
+            spec: Some(spec),
         }
     }
 
-    pub fn roll(&self) -> Option<PianoRoll> {
-        PianoRoll::from_raw(self.frames, base64_decode(&self.data)?)
+    /// The layout of the stored output (older state: what it was then).
+    fn spec(&self) -> RollSpec {
+        self.spec.clone().unwrap_or_else(|| RollSpec {
+            grid: Default::default(),
+            pitch_low: 0,
+            pitches: PITCHES,
+            frames: self.frames,
+            articulation: self.dip > 0.0,
+            channels: Default::default(),
+            conditions: Default::default(),
+        })
+    }
+
+    /// The notes read again at `threshold` and `velocity`, in ticks: the kept notes exactly, the
+    /// generated ones from the stored output. `None` when the stored data is unreadable.
+    pub fn notes(&self, threshold: f32, velocity: Velocity) -> Option<Vec<PatternNote>> {
+        let spec = self.spec();
+        let bytes = base64_decode(&self.data)?;
+        if bytes.len() != spec.numel() {
+            return None;
+        }
+        let raw: Vec<f32> = bytes
+            .iter()
+            .map(|&b| f32::from(b) / 255.0 * 2.0 - 1.0)
+            .collect();
+        let known = match &self.known_mask {
+            Some(m) => Some(Known {
+                notes: self.known_notes.clone(),
+                mask: base64_decode(m).filter(|m| m.len() == spec.pitches * spec.frames)?,
+            }),
+            None => None,
+        };
+        let d = Decode {
+            threshold,
+            dip: self.dip,
+            velocity,
+        };
+        let frames = if self.pattern_frames > 0 {
+            self.pattern_frames.min(spec.frames)
+        } else {
+            spec.frames
+        };
+        let tick = |f: usize| (f as f64 * self.ticks_per_frame).round().max(0.0) as u32;
+        let mut notes: Vec<PatternNote> = generated_notes(&spec, &raw, known.as_ref(), &d)
+            .into_iter()
+            .filter(|n| n.start < frames)
+            .map(|n| PatternNote {
+                start: tick(n.start),
+                end: tick(n.end.min(frames)),
+                pitch: n.pitch,
+                velocity: n.velocity,
+            })
+            .filter(|n| n.end > n.start)
+            .collect();
+        notes.extend(
+            self.kept
+                .iter()
+                .map(|&[start, end, pitch, velocity]| PatternNote {
+                    start,
+                    end,
+                    pitch: pitch.min(127) as u8,
+                    velocity: velocity.clamp(1, 127) as u8,
+                }),
+        );
+        notes.sort_unstable();
+        Some(notes)
     }
 }
 
@@ -96,46 +207,17 @@ impl Idea {
         self.bars.saturating_mul(self.bar_ticks)
     }
 
-    /// Notes from a roll (threshold runs, split at dips) on a grid of `ticks_per_frame`.
-    pub fn notes_from_roll(
-        roll: &PianoRoll,
-        ticks_per_frame: f64,
-        threshold: f32,
-        dip: f32,
-        velocity: Velocity,
-    ) -> Vec<PatternNote> {
-        let tick = |f: usize| (f as f64 * ticks_per_frame).round().max(0.0) as u32;
-        let mut notes: Vec<PatternNote> = roll_to_notes_split(roll, threshold, dip, velocity)
-            .into_iter()
-            .filter(|n| usize::from(n.pitch) < PITCHES)
-            .map(|n| PatternNote {
-                start: tick(n.start),
-                end: tick(n.end),
-                pitch: n.pitch,
-                velocity: n.velocity,
-            })
-            .filter(|n| n.end > n.start)
-            .collect();
-        notes.sort_unstable();
-        notes
-    }
-
-    /// Re-derive the notes from the stored roll with a new threshold or velocity rule.
-    /// `false` when the idea has no roll (loaded from elsewhere).
+    /// Re-derive the generated notes from the stored output with a new threshold or velocity
+    /// rule; the kept notes stay exactly as they are. `false` when the idea has no stored
+    /// output (loaded from elsewhere) or it cannot be read.
     pub fn rederive(&mut self, threshold: f32, velocity: Velocity) -> bool {
-        let Some(stored) = &self.roll else {
+        let Some(notes) = self
+            .roll
+            .as_ref()
+            .and_then(|r| r.notes(threshold, velocity))
+        else {
             return false;
         };
-        let Some(roll) = stored.roll() else {
-            return false;
-        };
-        let notes = Self::notes_from_roll(
-            &roll,
-            stored.ticks_per_frame,
-            threshold,
-            stored.dip,
-            velocity,
-        );
         self.set_notes(&notes);
         self.info.threshold = threshold;
         self.info.velocity = velocity_label(velocity);

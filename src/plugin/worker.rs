@@ -7,11 +7,12 @@
 //! repaint, and hands finished ideas to the audio thread through the session's triple buffer.
 
 use super::capture::{CaptureLog, Captured};
-use super::generate::{best_device, generate, layout, GenSettings, Model, Prompt};
+use super::generate::{generate, layout, model_info, GenSettings, Sources};
 use super::history::velocity_label;
 use super::params::JitParams;
 use super::shared::{lock, Shared};
 use crate::checkpoint::{self, ModelWeights, Weights};
+use crate::generate::{best_device, Generator};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
@@ -140,7 +141,7 @@ impl Drop for Worker {
 struct WorkerLoop {
     shared: Arc<Shared>,
     params: Arc<JitParams>,
-    model: Option<Model>,
+    model: Option<Generator>,
     capture: rtrb::Consumer<Captured>,
     log: CaptureLog,
 }
@@ -183,18 +184,17 @@ impl WorkerLoop {
             None => default_weights(),
         };
         let result =
-            weights.and_then(|wt| Model::build(&wt, best_device()).map_err(|e| e.to_string()));
+            weights.and_then(|wt| Generator::new(wt, best_device()).map_err(|e| e.to_string()));
         w.loading.store(false, Ordering::Release);
         match result {
             Ok(model) => {
-                let info = model.info();
+                let info = model_info(&model);
                 if let Ok(mut names) = self.shared.class_names.write() {
                     *names = info.classes.clone();
                 }
-                self.shared.default_class.store(
-                    model.default_class().map_or(-1, |c| c as i32),
-                    Ordering::Relaxed,
-                );
+                self.shared
+                    .default_class
+                    .store(model.meta().default_class() as i32, Ordering::Relaxed);
                 *lock(&w.model) = Some(info);
                 self.model = Some(model);
                 if remember {
@@ -311,11 +311,11 @@ impl WorkerLoop {
         };
         let w = &self.shared.worker;
         let s = self.settings();
-        let lay = layout(&model.meta, &s);
+        let lay = layout(model.meta(), &s);
         let captured = self.log.prompt(lay.bars * lay.bar_ticks / 2, lay.bar_ticks);
         let epoch = self.shared.state.epoch();
         let current = self.shared.state.with(|st| st.current_idea().cloned());
-        let prompt = Prompt {
+        let sources = Sources {
             current: current.as_ref(),
             captured: &captured,
         };
@@ -334,7 +334,7 @@ impl WorkerLoop {
         };
         // A bug deep in the model code must not take the worker (and the editor's messages) down.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            generate(model, &s, &prompt, Some(&w.cancel), &mut progress)
+            generate(model, &s, &sources, Some(&w.cancel), &mut progress)
         }))
         .unwrap_or_else(|_| Err("the model panicked".into()));
         let millis = started.elapsed().as_millis() as u64;

@@ -4,19 +4,24 @@
 //! original's dataset stores, so nothing it keeps is lost. As a model input the roll is the image
 //! `[1, 128, T]` scaled to `[-1, 1]` by `u8 / 255 * 2 - 1`.
 
+mod bars;
+mod beats;
+mod codec;
 mod grid;
 mod notes;
 mod png;
+mod seconds;
+mod spec;
 
-pub use grid::MAX_FRAMES;
-pub use grid::{
-    estimate_bar_offset, pretty_midi_roll, read_pop909_downbeats, score_to_roll, BeatsAlignment,
-    Grid, RollOptions, ScoreRoll,
-};
+pub use bars::{estimate_bar_offset, read_pop909_downbeats, resolve_meter};
+pub use codec::{articulate, one_voice_per_pitch, Decode};
+pub use grid::{score_to_roll, BeatsAlignment, Grid, GridNote, RollOptions, ScoreRoll, MAX_FRAMES};
 pub use notes::{
     default_dip, notes_to_roll, roll_to_notes, roll_to_notes_split, RollNote, Velocity, DEFAULT_DIP,
 };
 pub use png::{render_png, write_png};
+pub use seconds::pretty_midi_roll;
+pub use spec::{Channels, Conditions, RollSpec};
 
 /// Number of pitch rows.
 pub const PITCHES: usize = 128;

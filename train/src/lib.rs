@@ -3,7 +3,10 @@
 //! which they link without the plugin (no nice-plug, no egui).
 
 pub mod data;
+pub mod evaluation;
 pub mod optim;
+pub mod prompt;
 pub mod runtime;
 pub mod sampler_args;
+pub mod sidecar;
 pub mod trainer;

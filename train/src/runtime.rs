@@ -22,3 +22,22 @@ pub fn tune_cpu_runtime() {
         std::env::set_var("CANDLE_NUM_THREADS", "1");
     }
 }
+
+/// `--threads N`: size rayon's pool (default: every core).
+pub fn set_threads(threads: Option<usize>) {
+    if let Some(t) = threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t.max(1))
+            .build_global()
+            .ok();
+    }
+}
+
+/// Memory the system can give a new process now (`MemAvailable`), in bytes; `None` where it
+/// cannot be read.
+pub fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}

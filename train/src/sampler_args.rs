@@ -21,19 +21,37 @@ pub struct SamplerArgs {
 }
 
 impl SamplerArgs {
-    /// Override `cfg` with the flags that were given.
-    pub fn apply(&self, cfg: &mut SamplerConfig) {
+    /// Override `cfg` with the flags that were given, refusing values that cannot work.
+    pub fn apply(&self, cfg: &mut SamplerConfig) -> anyhow::Result<()> {
         if let Some(v) = self.steps {
-            cfg.steps = v.max(1);
+            if !(1..=1000).contains(&v) {
+                anyhow::bail!("--steps must be between 1 and 1000, got {v}");
+            }
+            cfg.steps = v;
         }
         if let Some(m) = self.method {
             cfg.method = m;
         }
         if let Some(c) = self.cfg {
+            if !(c.is_finite() && (0.0..=20.0).contains(&c)) {
+                anyhow::bail!("--cfg must be between 0 and 20 (1 = no guidance), got {c}");
+            }
             cfg.cfg_scale = c;
         }
         if let Some(iv) = &self.cfg_interval {
-            cfg.cfg_interval = (iv[0], iv[1]);
+            let (lo, hi) = (iv[0], iv[1]);
+            if !(lo.is_finite()
+                && hi.is_finite()
+                && (0.0..1.0).contains(&lo)
+                && lo < hi
+                && hi <= 1.0)
+            {
+                anyhow::bail!(
+                    "--cfg-interval LOW HIGH must satisfy 0 <= LOW < HIGH <= 1, got {lo} {hi}"
+                );
+            }
+            cfg.cfg_interval = (lo, hi);
         }
+        Ok(())
     }
 }

@@ -47,6 +47,8 @@ fn test_ckpt() -> &'static Path {
                 pitches: 128,
                 frames: 128,
                 articulation: true,
+                channels: Default::default(),
+                conditions: Default::default(),
             },
             objective: Default::default(),
             sampler: jit_music::sampler::SamplerConfig {
@@ -73,23 +75,36 @@ fn run(args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
+/// The notes of a file exactly (not read back from a roll), as (pitch, start, end) in frames.
 fn notes_of(path: &Path) -> BTreeSet<(u8, usize, usize)> {
     let score = midi::read_file(path).unwrap();
-    let roll = score_to_roll(&score, &RollOptions::beats(4)).unwrap().roll;
-    jit_music::roll::roll_to_notes(&roll, 0.0, jit_music::roll::Velocity::Learned)
+    score_to_roll(&score, &RollOptions::beats(4))
+        .unwrap()
+        .notes
         .into_iter()
-        .map(|n| (n.pitch, n.start, n.end))
+        .map(|n| (n.note.pitch, n.note.start, n.note.end))
         .collect()
 }
 
+/// The prompt's notes in the model's first 128 frames, exactly, as one channel plays them.
 fn prompt_notes() -> BTreeSet<(u8, usize, usize)> {
     let score = midi::read_file(&prompt_file()).unwrap();
     let opts = RollOptions {
         downbeats: jit_music::roll::read_pop909_downbeats(&prompt_file()),
         ..RollOptions::beats(4)
     };
-    let roll = score_to_roll(&score, &opts).unwrap().roll.crop(0, 128);
-    jit_music::roll::roll_to_notes(&roll, 0.0, jit_music::roll::Velocity::Learned)
+    let notes: Vec<_> = score_to_roll(&score, &opts)
+        .unwrap()
+        .notes
+        .into_iter()
+        .filter(|n| n.note.start < 128)
+        .map(|n| jit_music::roll::RollNote {
+            end: n.note.end.min(128),
+            ..n.note
+        })
+        .collect();
+    // The parts on one channel: overlapping notes of a pitch become re-strikes.
+    jit_music::roll::one_voice_per_pitch(&notes)
         .into_iter()
         .map(|n| (n.pitch, n.start, n.end))
         .collect()
@@ -266,12 +281,10 @@ fn init_noise_gives_the_sampler_output() {
     let net = w.build(&Device::Cpu, DType::F32).unwrap();
     let y = Tensor::new(&[0u32, 0], &Device::Cpu).unwrap();
     let want = jit_music::sampler::sample(
-        |z, t, y| net.forward(z, t, y, jit_music::model::Path::Inference),
+        |z, c, t, y| net.forward(z, c, t, y, jit_music::model::Path::Inference),
         &z,
-        &y,
-        net.null_label(),
+        jit_music::sampler::Inputs::labels(&y, net.null_label()),
         &w.meta.sampler,
-        None,
         Default::default(),
     )
     .unwrap()
@@ -569,4 +582,73 @@ fn recommended_settings_travel_with_the_checkpoint() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("KEY=FILE"));
+}
+
+/// The user's notes are never rewritten: soft velocities and back-to-back repeats on one pitch
+/// come back exactly from a fill and a continuation, whatever the note threshold.
+#[test]
+fn kept_notes_survive_any_threshold() {
+    let d = tmp("soft");
+    let ck = test_ckpt().to_str().unwrap();
+    let n = |pitch, start, end, velocity| jit_music::roll::RollNote {
+        pitch,
+        start,
+        end,
+        velocity,
+    };
+    // Repeated 16ths at velocity 20-40, a soft held note, and more after the gap.
+    let mut notes = vec![
+        n(60, 0, 1, 20),
+        n(60, 1, 2, 30),
+        n(60, 2, 3, 40),
+        n(48, 0, 16, 25),
+    ];
+    notes.extend((0..4).map(|i| n(67, 96 + i, 97 + i, 33)));
+    let prompt = d.join("soft.mid");
+    std::fs::write(
+        &prompt,
+        jit_music::export::notes_to_smf(
+            &notes,
+            &jit_music::export::ExportSpec::new(Grid::Beats { steps_per_beat: 4 }),
+        ),
+    )
+    .unwrap();
+    let exact = |path: &Path| -> Vec<(u8, usize, usize, u8)> {
+        let score = midi::read_file(path).unwrap();
+        score_to_roll(&score, &RollOptions::beats(4))
+            .unwrap()
+            .notes
+            .into_iter()
+            .map(|g| (g.note.pitch, g.note.start, g.note.end, g.note.velocity))
+            .collect()
+    };
+    for (flag, value, kept) in [
+        ("--fill", "3..4", notes.clone()),
+        ("--keep-bars", "4", notes[..4].to_vec()),
+    ] {
+        for threshold in ["0.05", "0.35", "0.9"] {
+            let out = d.join(format!("o{flag}{threshold}"));
+            let (ok, text) = run(&[
+                "--ckpt",
+                ck,
+                "--out",
+                out.to_str().unwrap(),
+                "--prompt",
+                prompt.to_str().unwrap(),
+                flag,
+                value,
+                "--threshold",
+                threshold,
+                "--num-samples",
+                "1",
+            ]);
+            assert!(ok, "{text}");
+            let got = exact(&out.join("sample_0000.mid"));
+            for k in &kept {
+                let k = (k.pitch, k.start, k.end, k.velocity);
+                assert!(got.contains(&k), "{flag} {value} at {threshold}: {k:?} lost");
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&d);
 }

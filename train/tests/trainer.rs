@@ -3,7 +3,7 @@
 use jit_music::checkpoint::{self, Kind, Weights};
 use jit_music::diffusion::Objective;
 use jit_music::model::JitConfig;
-use jit_music::roll::Grid;
+use jit_music::roll::{Channels, Conditions, Grid, GridNote, RollNote};
 use jit_music_train::data::{self, DataConfig, Sampler, Song};
 use jit_music_train::optim::{AdamWConfig, Schedule};
 use jit_music_train::trainer::{RunDir, TrainConfig, Trainer};
@@ -51,6 +51,8 @@ fn config(midi: &Path, steps: u64) -> TrainConfig {
             val_fraction: 0.3,
             balance_classes: true,
             class_weights: Default::default(),
+            channels: Default::default(),
+            conditions: Default::default(),
         },
         objective: Objective::default(),
         optim: AdamWConfig {
@@ -296,36 +298,59 @@ fn broken_files_are_reported_not_fatal() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Pitch-shift augmentation never pushes a note out of 0..=127 (it keeps the key instead).
+/// Pitch-shift augmentation never pushes a note out of 0..=127 (it keeps the key instead), in
+/// either channel layout, with conditions drawn too.
 #[test]
 fn augmentation_keeps_notes_in_range() {
     let frames = 128;
-    let mut roll = jit_music::roll::PianoRoll::new(256);
-    for f in 0..256 {
-        roll.set(126, f, 200); // near the top: most upward shifts are impossible
-        roll.set(2, f, 200); // near the bottom
-    }
-    let song = Song {
-        path: "synthetic".into(),
-        label: 0,
-        roll,
-        starts: vec![0, 64, 128],
-    };
-    let mut cfg = config(Path::new("."), 1).data;
-    cfg.pitch_shift = 12;
-    cfg.frames = frames;
-    let s = Sampler::new(Arc::new(vec![song]), 1, &[], &cfg, 3);
-    for step in 0..20 {
-        let b = s.batch(step, 8);
-        for i in 0..8 {
-            let x = &b.x[i * 128 * frames..(i + 1) * 128 * frames];
-            let active = x.iter().filter(|&&v| v > 0.0).count();
-            assert_eq!(
-                active,
-                2 * frames,
-                "a shifted note left the range or vanished"
-            );
-            assert!(x.iter().all(|v| (-1.0..=1.0).contains(v)));
+    // Near the top and the bottom: most shifts are impossible.
+    let notes: Vec<GridNote> = [126u8, 2]
+        .iter()
+        .map(|&pitch| GridNote {
+            note: RollNote {
+                pitch,
+                start: 0,
+                end: 256,
+                velocity: 100,
+            },
+            part: 0,
+        })
+        .collect();
+    let mut song = Song::from_notes("synthetic".into(), 0, notes, 64);
+    song.starts = vec![0, 64, 128]; // whole windows only
+    for (channels, conditions) in [
+        (Channels::Intensity, Conditions::default()),
+        (
+            Channels::OnsetSustain,
+            Conditions {
+                known: true,
+                chords: true,
+            },
+        ),
+    ] {
+        let mut cfg = config(Path::new("."), 1).data;
+        cfg.pitch_shift = 12;
+        cfg.frames = frames;
+        cfg.channels = channels;
+        cfg.conditions = conditions;
+        let spec = cfg.roll_spec();
+        let s = Sampler::new(Arc::new(vec![song.clone()]), 1, &[], &cfg, 3);
+        for step in 0..20 {
+            let b = s.batch(step, 8);
+            let n = spec.numel();
+            assert_eq!(b.x.len(), 8 * n);
+            assert_eq!(b.cond.is_some(), conditions.any());
+            for i in 0..8 {
+                // The last channel is the intensity or sustain: the two notes, whole.
+                let x = &b.x[(i + 1) * n - 128 * frames..(i + 1) * n];
+                let active = x.iter().filter(|&&v| v > 0.0).count();
+                assert_eq!(
+                    active,
+                    2 * frames,
+                    "a shifted note left the range or vanished"
+                );
+                assert!(b.x.iter().all(|v| (-1.0..=1.0).contains(v)));
+            }
         }
     }
 }

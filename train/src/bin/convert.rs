@@ -54,7 +54,7 @@ fn main() -> Result<()> {
         meta.name = n;
     }
     meta.kind = checkpoint::Kind::Inference;
-    a.sampler.apply(&mut meta.sampler);
+    a.sampler.apply(&mut meta.sampler)?;
     if !meta.info.is_object() {
         meta.info = serde_json::json!({});
     }

@@ -5,7 +5,7 @@ use clap::Parser;
 use jit_music::checkpoint::{self, Kind};
 use jit_music::diffusion::Objective;
 use jit_music::model::JitConfig;
-use jit_music::roll::Grid;
+use jit_music::roll::{Channels, Conditions, Grid};
 use jit_music_train::data::DataConfig;
 use jit_music_train::optim::{AdamWConfig, Schedule};
 use jit_music_train::trainer::{RunDir, TrainConfig, Trainer};
@@ -23,6 +23,14 @@ enum GridKind {
     Seconds,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ChannelsArg {
+    /// One channel of note intensity (the original's).
+    Intensity,
+    /// Onset (with velocity) and sustain channels.
+    OnsetSustain,
+}
+
 /// Train a JiT-Music diffusion model on a folder of MIDI files.
 ///
 /// Outputs go to --output-dir: checkpoints/ (last.safetensors with the full training state,
@@ -35,8 +43,8 @@ struct Args {
     #[arg(long)]
     midi_dir: Option<PathBuf>,
     /// Run folder for checkpoints, logs and samples.
-    #[arg(long)]
-    output_dir: PathBuf,
+    #[arg(long, required_unless_present = "list_presets")]
+    output_dir: Option<PathBuf>,
     /// Model size: tiny, JiT-XS/16 (4.3M), JiT-S/16 (32.7M), JiT-B/16, ... (see --list-presets).
     #[arg(long)]
     preset: Option<String>,
@@ -83,9 +91,19 @@ struct Args {
     /// Window length in frames (the model's width; 128 = 8 bars at 4 steps per beat).
     #[arg(long)]
     frames: Option<usize>,
-    /// Do not separate re-struck notes with a one-frame gap.
+    /// Do not separate re-struck notes with a one-frame gap (intensity rolls).
     #[arg(long)]
     no_articulation: bool,
+    /// Roll channels: intensity (one channel, the original's) or onset-sustain.
+    #[arg(long, value_enum)]
+    channels: Option<ChannelsArg>,
+    /// Conditions the model takes, comma-separated: known (the kept part of a prompt and its
+    /// mask: continue, fill, pitch band, part) and chords; `none` for none.
+    #[arg(long, value_name = "LIST")]
+    conditions: Option<String>,
+    /// Patch size PITCHESxFRAMES instead of the preset's (e.g. 16x8: half a bar per token).
+    #[arg(long, value_name = "HxW")]
+    patch: Option<String>,
     /// Pitch-shift augmentation range, +/- semitones (only where notes stay in range).
     #[arg(long)]
     pitch_shift: Option<i32>,
@@ -186,6 +204,20 @@ fn parse_class_weight(s: &str) -> Result<(String, f64), String> {
     Ok((name.to_string(), w))
 }
 
+/// `known,chords` -> the conditions; `none` for none.
+fn parse_conditions(s: &str) -> Result<Conditions> {
+    let mut c = Conditions::default();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part {
+            "none" => {}
+            "known" => c.known = true,
+            "chords" => c.chords = true,
+            other => bail!("--conditions: unknown condition `{other}` (known, chords or none)"),
+        }
+    }
+    Ok(c)
+}
+
 fn build_config(a: &Args, midi_dir: PathBuf) -> Result<TrainConfig> {
     let grid = match a.grid.unwrap_or(GridKind::Beats) {
         GridKind::Beats => Grid::Beats {
@@ -196,9 +228,9 @@ fn build_config(a: &Args, midi_dir: PathBuf) -> Result<TrainConfig> {
         },
     };
     let frames = a.frames.unwrap_or(128);
-    let preset = a.preset.clone().unwrap_or_else(|| "JiT-XS/16".into());
+    let mut preset = a.preset.clone().unwrap_or_else(|| "JiT-XS/16".into());
     // Class count is known only after reading the data; start with 1 and fix up.
-    let model = JitConfig::preset(&preset, 128, frames, 1).with_context(|| {
+    let mut model = JitConfig::preset(&preset, 128, frames, 1).with_context(|| {
         format!(
             "unknown preset `{preset}`; presets: {}",
             JitConfig::preset_names()
@@ -208,9 +240,25 @@ fn build_config(a: &Args, midi_dir: PathBuf) -> Result<TrainConfig> {
                 .join(", ")
         )
     })?;
+    if let Some(p) = &a.patch {
+        let (h, w) = p
+            .split_once('x')
+            .and_then(|(h, w)| Some((h.trim().parse().ok()?, w.trim().parse().ok()?)))
+            .with_context(|| format!("--patch must look like 16x8, got `{p}`"))?;
+        model.patch_h = h;
+        model.patch_w = w;
+        preset = format!("{preset} patch {h}x{w}");
+    }
+    let channels = match a.channels.unwrap_or(ChannelsArg::Intensity) {
+        ChannelsArg::Intensity => Channels::Intensity,
+        ChannelsArg::OnsetSustain => Channels::OnsetSustain,
+    };
+    let conditions = parse_conditions(a.conditions.as_deref().unwrap_or("none"))?;
+    model.in_channels = channels.count();
+    model.cond_channels = conditions.count(channels.count());
     model
         .validate()
-        .map_err(|e| anyhow::anyhow!("--frames {frames}: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("--frames {frames} / --patch: {e}"))?;
     let d = Objective::default();
     Ok(TrainConfig {
         midi_dir,
@@ -226,6 +274,8 @@ fn build_config(a: &Args, midi_dir: PathBuf) -> Result<TrainConfig> {
             val_fraction: a.val_fraction.unwrap_or(0.02),
             balance_classes: !a.no_balance_classes,
             class_weights: a.class_weight.iter().cloned().collect(),
+            channels,
+            conditions,
         },
         objective: Objective {
             P_mean: a.p_mean.unwrap_or(d.P_mean),
@@ -265,21 +315,192 @@ fn build_config(a: &Args, midi_dir: PathBuf) -> Result<TrainConfig> {
     })
 }
 
-/// Flags that define the model or data may not change on --resume.
-fn check_resume_flags(a: &Args) -> Result<()> {
-    let fixed = [
-        ("--preset", a.preset.is_some()),
-        ("--batch-size", a.batch_size.is_some()),
-        ("--grid", a.grid.is_some()),
-        ("--steps-per-beat", a.steps_per_beat.is_some()),
-        ("--fps", a.fps.is_some()),
-        ("--frames", a.frames.is_some()),
-        ("--seed", a.seed.is_some()),
-        ("--lr", a.lr.is_some()),
-        ("--pitch-shift", a.pitch_shift.is_some()),
-    ];
-    if let Some((flag, _)) = fixed.iter().find(|f| f.1) {
-        bail!("{flag} cannot change on --resume: the run's settings come from its checkpoint (start a new --output-dir, or use --init-from)");
+/// On --resume, flags that define the run may be given again (the same command with --resume
+/// added) but not changed: each given flag is compared with the run's own value.
+fn check_resume_flags(a: &Args, stored: &TrainConfig) -> Result<()> {
+    let fresh = build_config(a, stored.midi_dir.clone())?;
+    let j = |v: &dyn erased::Show| v.show();
+    let given =
+        |flag: &str| std::env::args().any(|x| x == flag || x.starts_with(&format!("{flag}=")));
+    let mut checks: Vec<(&str, String, String)> = Vec::new();
+    let mut check = |flag: &'static str, new: String, old: String| {
+        if given(flag) && new != old {
+            checks.push((flag, new, old));
+        }
+    };
+    let (fm, sm) = (&fresh.model, &stored.model);
+    let shape = |m: &JitConfig| {
+        format!(
+            "hidden {} depth {} heads {} bottleneck {}",
+            m.hidden_size, m.depth, m.num_heads, m.bottleneck_dim
+        )
+    };
+    check("--preset", shape(fm), shape(sm));
+    check(
+        "--patch",
+        format!("{}x{}", fm.patch_h, fm.patch_w),
+        format!("{}x{}", sm.patch_h, sm.patch_w),
+    );
+    let (fd, sd) = (&fresh.data, &stored.data);
+    check("--channels", j(&fd.channels), j(&sd.channels));
+    check("--conditions", j(&fd.conditions), j(&sd.conditions));
+    check("--frames", j(&fd.frames), j(&sd.frames));
+    check("--grid", j(&fd.grid), j(&sd.grid));
+    check("--steps-per-beat", j(&fd.grid), j(&sd.grid));
+    check("--fps", j(&fd.grid), j(&sd.grid));
+    check(
+        "--no-articulation",
+        j(&fd.articulation),
+        j(&sd.articulation),
+    );
+    check("--pitch-shift", j(&fd.pitch_shift), j(&sd.pitch_shift));
+    check(
+        "--min-active-cells",
+        j(&fd.min_active_cells),
+        j(&sd.min_active_cells),
+    );
+    check(
+        "--classes-from-dirs",
+        j(&fd.classes_from_dirs),
+        j(&sd.classes_from_dirs),
+    );
+    check("--val-fraction", j(&fd.val_fraction), j(&sd.val_fraction));
+    check(
+        "--no-balance-classes",
+        j(&fd.balance_classes),
+        j(&sd.balance_classes),
+    );
+    check("--class-weight", j(&fd.class_weights), j(&sd.class_weights));
+    check("--batch-size", j(&fresh.batch_size), j(&stored.batch_size));
+    check("--seed", j(&fresh.seed), j(&stored.seed));
+    let (fo, so) = (&fresh.optim, &stored.optim);
+    check("--lr", j(&fo.lr), j(&so.lr));
+    check("--min-lr", j(&fo.min_lr), j(&so.min_lr));
+    check("--warmup-steps", j(&fo.warmup_steps), j(&so.warmup_steps));
+    check("--schedule", j(&fo.schedule), j(&so.schedule));
+    check("--weight-decay", j(&fo.weight_decay), j(&so.weight_decay));
+    check("--beta1", j(&fo.beta1), j(&so.beta1));
+    check("--beta2", j(&fo.beta2), j(&so.beta2));
+    check("--clip-norm", j(&fo.clip_norm), j(&so.clip_norm));
+    let (fj, sj) = (&fresh.objective, &stored.objective);
+    check("--p-mean", j(&fj.P_mean), j(&sj.P_mean));
+    check("--p-std", j(&fj.P_std), j(&sj.P_std));
+    check("--t-eps", j(&fj.t_eps), j(&sj.t_eps));
+    check("--noise-scale", j(&fj.noise_scale), j(&sj.noise_scale));
+    check(
+        "--label-drop-prob",
+        j(&fj.label_drop_prob),
+        j(&sj.label_drop_prob),
+    );
+    check(
+        "--ema-decay1",
+        j(&fresh.ema_decays.0),
+        j(&stored.ema_decays.0),
+    );
+    check(
+        "--ema-decay2",
+        j(&fresh.ema_decays.1),
+        j(&stored.ema_decays.1),
+    );
+    if let Some((flag, new, old)) = checks.first() {
+        bail!(
+            "{flag} cannot change on --resume: this run has {old}, the command gives {new} (start a new --output-dir, or use --init-from)"
+        );
+    }
+    Ok(())
+}
+
+/// Values compared on --resume, shown as JSON.
+mod erased {
+    pub trait Show {
+        fn show(&self) -> String;
+    }
+    impl<T: serde::Serialize> Show for T {
+        fn show(&self) -> String {
+            serde_json::to_string(self).unwrap_or_default()
+        }
+    }
+}
+
+/// Refuse settings that cannot work before anything is read or allocated.
+fn check_ranges(cfg: &TrainConfig) -> Result<()> {
+    let o = &cfg.optim;
+    let d = &cfg.data;
+    let ok = |cond: bool, msg: String| {
+        if cond {
+            Ok(())
+        } else {
+            Err(anyhow::anyhow!(msg))
+        }
+    };
+    ok(
+        (1..=4096).contains(&cfg.batch_size),
+        format!(
+            "--batch-size must be between 1 and 4096, got {}",
+            cfg.batch_size
+        ),
+    )?;
+    ok(cfg.steps >= 1, "--steps must be at least 1".into())?;
+    ok(
+        (0.0..=0.5).contains(&d.val_fraction),
+        format!(
+            "--val-fraction must be between 0 and 0.5, got {}",
+            d.val_fraction
+        ),
+    )?;
+    ok(
+        o.lr.is_finite() && o.lr > 0.0 && o.lr < 1.0,
+        format!("--lr must be in (0, 1), got {}", o.lr),
+    )?;
+    ok(
+        o.min_lr.is_finite() && o.min_lr >= 0.0 && o.min_lr <= o.lr,
+        format!(
+            "--min-lr must be between 0 and --lr ({}), got {}",
+            o.lr, o.min_lr
+        ),
+    )?;
+    ok(
+        (0.0..1.0).contains(&o.beta1) && (0.0..1.0).contains(&o.beta2),
+        format!(
+            "--beta1 and --beta2 must be in [0, 1), got {} and {}",
+            o.beta1, o.beta2
+        ),
+    )?;
+    ok(
+        (0.0..=1.0).contains(&cfg.objective.label_drop_prob),
+        "--label-drop-prob must be between 0 and 1".into(),
+    )?;
+    ok(
+        cfg.objective.noise_scale.is_finite() && cfg.objective.noise_scale > 0.0,
+        "--noise-scale must be positive".into(),
+    )?;
+    ok(
+        cfg.objective.P_std.is_finite() && cfg.objective.P_std > 0.0,
+        "--p-std must be positive".into(),
+    )?;
+    ok(
+        (0..=48).contains(&d.pitch_shift),
+        format!(
+            "--pitch-shift must be between 0 and 48 semitones, got {}",
+            d.pitch_shift
+        ),
+    )?;
+    ok(
+        (0.0..1.0).contains(&cfg.ema_decays.0) && (0.0..1.0).contains(&cfg.ema_decays.1),
+        "--ema-decay1/2 must be in [0, 1)".into(),
+    )?;
+    let memory = jit_music_train::trainer::memory_estimate(cfg);
+    if let Some(avail) = jit_music_train::runtime::available_memory() {
+        ok(
+            memory < avail,
+            format!(
+                "--batch-size {} with {} needs about {:.1} GB, and {:.1} GB are available; use a smaller batch or preset",
+                cfg.batch_size,
+                cfg.preset,
+                memory as f64 / 1e9,
+                avail as f64 / 1e9
+            ),
+        )?;
     }
     Ok(())
 }
@@ -293,94 +514,16 @@ fn main() -> Result<()> {
         }
         return Ok(());
     }
-    if let Some(t) = a.threads {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(t.max(1))
-            .build_global()
-            .ok();
-    }
+    jit_music_train::runtime::set_threads(a.threads);
     let run = RunDir {
-        root: a.output_dir.clone(),
+        root: a.output_dir.clone().unwrap_or_default(),
     };
-    let cfg = if a.resume {
-        check_resume_flags(&a)?;
-        let last = run.last();
-        let bytes = std::fs::read(&last).with_context(|| {
-            format!(
-                "--resume: no checkpoint at {} (start without --resume)",
-                last.display()
-            )
-        })?;
-        let raw = checkpoint::read_bytes(&last.display().to_string(), &bytes)?;
-        if raw.meta.kind != Kind::Training {
-            bail!("{} is not a training checkpoint", last.display());
-        }
-        let mut cfg: TrainConfig = serde_json::from_value(raw.meta.info["train"].clone())
-            .context("the checkpoint's training settings are unreadable")?;
-        if let Some(d) = &a.midi_dir {
-            cfg.midi_dir = d.clone();
-        }
-        cfg.steps = a.steps;
-        cfg.ckpt_every = a.ckpt_every;
-        cfg.keep_every = a.keep_every;
-        cfg.sample_every = a.sample_every;
-        cfg.val_every = a.val_every;
-        cfg.device = a.device.clone();
-        if let Some(d) = a.decay_steps {
-            cfg.optim.decay_steps = d;
-        }
-        cfg
-    } else if a.benchmark.is_some() {
-        build_config(&a, a.midi_dir.clone().unwrap_or_default())?
-    } else {
-        let Some(dir) = a.midi_dir.clone() else {
-            bail!("--midi-dir is required (a folder of MIDI files)");
-        };
-        if !dir.is_dir() {
-            bail!("--midi-dir {} is not a folder", dir.display());
-        }
-        if run.last().exists() && a.init_from.is_none() {
-            bail!(
-                "{} already holds a run; continue it with --resume or choose another --output-dir",
-                a.output_dir.display()
-            );
-        }
-        let mut cfg = build_config(&a, dir.clone())?;
-        if cfg.data.classes_from_dirs {
-            // The class count comes from the folder names (sorted), known before any training.
-            let files = jit_music_train::data::list_files(&dir)?;
-            let mut names: Vec<String> = files
-                .iter()
-                .filter_map(|f| {
-                    let rel = f.strip_prefix(&dir).ok()?;
-                    let mut c = rel.components();
-                    let first = c.next()?;
-                    c.next()?;
-                    Some(first.as_os_str().to_string_lossy().into_owned())
-                })
-                .collect();
-            names.sort();
-            names.dedup();
-            cfg.model.num_classes = names.len().max(1);
-        }
-        cfg
-    };
+    let cfg = resolve_config(&a, &run)?;
+    check_ranges(&cfg)?;
     if let Some(n) = a.benchmark {
         return jit_music_train::trainer::benchmark(&cfg, n);
     }
-
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::SeqCst) {
-                eprintln!("\nsecond Ctrl-C: exiting without waiting for the checkpoint");
-                std::process::exit(130);
-            }
-            eprintln!("\nCtrl-C: finishing this step and saving a checkpoint...");
-        })
-        .ok();
-    }
+    let stop = ctrl_c_stops();
     let resume_path = a.resume.then(|| run.last());
     let mut t = Trainer::new(
         cfg,
@@ -389,6 +532,91 @@ fn main() -> Result<()> {
         a.init_from.as_deref(),
         a.quiet,
     )?;
+    report_start(&t);
+    let loss = t.run(&stop)?;
+    eprintln!(
+        "step {}: loss {loss:.4}; model in {}",
+        t.step,
+        t.run.published().display()
+    );
+    Ok(())
+}
+
+/// The run's settings: from its checkpoint on --resume (given flags must agree), else from the
+/// flags.
+fn resolve_config(a: &Args, run: &RunDir) -> Result<TrainConfig> {
+    if a.resume {
+        return resume_config(a, run);
+    }
+    if a.benchmark.is_some() {
+        return build_config(a, a.midi_dir.clone().unwrap_or_default());
+    }
+    let Some(dir) = a.midi_dir.clone() else {
+        bail!("--midi-dir is required (a folder of MIDI files)");
+    };
+    if !dir.is_dir() {
+        bail!("--midi-dir {} is not a folder", dir.display());
+    }
+    if run.last().exists() && a.init_from.is_none() {
+        bail!(
+            "{} already holds a run; continue it with --resume or choose another --output-dir",
+            run.root.display()
+        );
+    }
+    let mut cfg = build_config(a, dir.clone())?;
+    if cfg.data.classes_from_dirs {
+        // The class count comes from the folder names (sorted), known before any training.
+        cfg.model.num_classes = jit_music_train::data::class_names(&dir)?.len().max(1);
+    }
+    Ok(cfg)
+}
+
+fn resume_config(a: &Args, run: &RunDir) -> Result<TrainConfig> {
+    let last = run.last();
+    let bytes = std::fs::read(&last).with_context(|| {
+        format!(
+            "--resume: no checkpoint at {} (start without --resume)",
+            last.display()
+        )
+    })?;
+    let raw = checkpoint::read_bytes(&last.display().to_string(), &bytes)?;
+    if raw.meta.kind != Kind::Training {
+        bail!("{} is not a training checkpoint", last.display());
+    }
+    let mut cfg: TrainConfig = serde_json::from_value(raw.meta.info["train"].clone())
+        .context("the checkpoint's training settings are unreadable")?;
+    check_resume_flags(a, &cfg)?;
+    if let Some(d) = &a.midi_dir {
+        cfg.midi_dir = d.clone();
+    }
+    cfg.steps = a.steps;
+    cfg.ckpt_every = a.ckpt_every;
+    cfg.keep_every = a.keep_every;
+    cfg.sample_every = a.sample_every;
+    cfg.val_every = a.val_every;
+    cfg.device = a.device.clone();
+    if let Some(d) = a.decay_steps {
+        cfg.optim.decay_steps = d;
+    }
+    Ok(cfg)
+}
+
+/// The first Ctrl-C asks the loop to stop after this step with a checkpoint; a second exits.
+fn ctrl_c_stops() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            eprintln!("\nsecond Ctrl-C: exiting without waiting for the checkpoint");
+            std::process::exit(130);
+        }
+        eprintln!("\nCtrl-C: finishing this step and saving a checkpoint...");
+    })
+    .ok();
+    stop
+}
+
+fn report_start(t: &Trainer) {
     let ds = &t.dataset;
     eprintln!(
         "{} files: {} train ({} windows), {} held out, {} failed, {} from cache; classes: {}",
@@ -415,11 +643,4 @@ fn main() -> Result<()> {
         t.step,
         t.cfg.steps
     );
-    let loss = t.run(&stop)?;
-    eprintln!(
-        "step {}: loss {loss:.4}; model in {}",
-        t.step,
-        t.run.published().display()
-    );
-    Ok(())
 }

@@ -2,21 +2,25 @@
 //! checkpoints that lose nothing (write-temp-and-rename, `last` plus every N steps, on Ctrl-C),
 //! exact resume, a JSONL log, validation loss and preview samples.
 
+mod bench;
+mod init;
+mod previews;
+mod step;
+
+pub use bench::benchmark;
+pub use step::loss_and_grads;
+
 use crate::data::{self, DataConfig, Dataset, Sampler};
 use crate::optim::{AdamW, AdamWConfig};
 use anyhow::{bail, Context, Result};
-use candle_core::backprop::GradStore;
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use indicatif::{ProgressBar, ProgressStyle};
-use jit_music::checkpoint::{self, CheckpointMeta, Kind, RollSpec, Weights};
-use jit_music::diffusion::draws_to_tensors;
+use init::{seeded_init, set_var, sorted_vars};
+use jit_music::checkpoint::{self, CheckpointMeta, Kind, Weights};
 use jit_music::diffusion::Objective;
-use jit_music::export::{roll_to_smf, ExportSpec};
-use jit_music::model::{JiT, JitConfig, Path as OpPath};
-use jit_music::roll::{write_png, PianoRoll, PITCHES};
-use jit_music::sampler::{sample, seeded_noise, Hooks, Method, SamplerConfig};
-use rand::{Rng, SeedableRng};
+use jit_music::model::{JiT, JitConfig};
+use jit_music::sampler::SamplerConfig;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::io::Write;
@@ -90,6 +94,20 @@ impl RunDir {
     }
 }
 
+/// About how many bytes a training run of `cfg` needs: the parameters with their gradients,
+/// optimizer moments, two EMAs and transient copies, the activations a batch keeps for the
+/// backward pass (tokens x (11 hidden + 3 MLP hidden) floats per block, twice for candle's
+/// temporaries), and a margin for the data. An upper bound to refuse what cannot fit, not a
+/// measurement.
+pub fn memory_estimate(cfg: &TrainConfig) -> u64 {
+    let m = &cfg.model;
+    let params = m.param_count() as u64;
+    let per_sample =
+        (m.depth * m.num_patches() * (11 * m.hidden_size + 3 * m.mlp_hidden())) as u64 * 4 * 2;
+    let data = 1_000_000_000;
+    8 * 4 * params + cfg.batch_size as u64 * per_sample + data
+}
+
 /// The device named by `--device`.
 pub fn device(name: &str) -> Result<Device> {
     match name {
@@ -99,38 +117,6 @@ pub fn device(name: &str) -> Result<Device> {
         ),
         other => bail!("unknown device `{other}` (cpu or cuda)"),
     }
-}
-
-/// Deterministic initialisation by name, as the original's `initialize_weights`: xavier-uniform
-/// weights, zero biases, unit norm gains, N(0, 1) label embeddings.
-fn seeded_init(vars: &[(String, Var)], seed: u64) -> Result<()> {
-    for (name, var) in vars {
-        let mut h = blake3::Hasher::new();
-        h.update(&seed.to_le_bytes());
-        h.update(name.as_bytes());
-        let s = u64::from_le_bytes(h.finalize().as_bytes()[..8].try_into()?);
-        let mut rng = rand::rngs::StdRng::seed_from_u64(s);
-        let dims = var.dims().to_vec();
-        let n: usize = dims.iter().product();
-        let data: Vec<f32> = if name.ends_with(".bias") {
-            vec![0.0; n]
-        } else if name.contains("norm") {
-            vec![1.0; n]
-        } else if name.starts_with("y_embedder") {
-            use rand_distr::Distribution;
-            (0..n)
-                .map(|_| rand_distr::StandardNormal.sample(&mut rng))
-                .collect()
-        } else {
-            let recept: usize = dims[2..].iter().product::<usize>().max(1);
-            let fan_in = dims.get(1).copied().unwrap_or(1) * recept;
-            let fan_out = dims[0] * recept;
-            let a = (6.0 / (fan_in + fan_out) as f64).sqrt() as f32;
-            (0..n).map(|_| rng.random_range(-a..=a)).collect()
-        };
-        var.set(&Tensor::from_vec(data, dims, var.device())?)?;
-    }
-    Ok(())
 }
 
 /// A training session (fresh, resumed or initialised from weights).
@@ -148,82 +134,6 @@ pub struct Trainer {
     quiet: bool,
     /// Stop (with a checkpoint) after this step, as Ctrl-C would; for tests and time-boxed runs.
     pub stop_at: Option<u64>,
-}
-
-/// The vars of a VarMap in a stable (sorted) order.
-fn sorted_vars(vm: &VarMap) -> Vec<(String, Var)> {
-    let data = vm.data().lock().map(|d| d.clone()).unwrap_or_default();
-    let mut v: Vec<(String, Var)> = data.into_iter().collect();
-    v.sort_by(|a, b| a.0.cmp(&b.0));
-    v
-}
-
-fn set_var(var: &Var, t: &Tensor) -> Result<()> {
-    var.set(&t.to_dtype(DType::F32)?.to_device(var.device())?)?;
-    Ok(())
-}
-
-/// Loss and gradients of one batch, with the same draws (t, noise, label dropout) as the whole
-/// batch would get from `seed`. On the CPU the batch runs as two halves on two threads, each
-/// with single-threaded kernels, and the gradients are combined weighted by the halves' sizes:
-/// data parallelism across the cores beats fanning every small op out to both. Elsewhere (CUDA)
-/// the network computes in bf16 from casts of the f32 weights (differentiable, so gradients reach
-/// the f32 variables) while the noise, the loss and the optimizer state stay f32.
-pub fn loss_and_grads(
-    objective: &Objective,
-    net: &JiT,
-    params: &[Var],
-    x: &Tensor,
-    labels: &[u32],
-    seed: u64,
-) -> Result<(f64, GradStore)> {
-    let dev = x.device().clone();
-    let b = labels.len();
-    let numel = x.elem_count() / b.max(1);
-    let d = objective.draw(seed, labels, numel, net.null_label());
-    let (t, e, y) = draws_to_tensors(&d, x.dims(), &dev)?;
-    if dev.is_cuda() {
-        let half = net.to_dtype(DType::BF16)?;
-        let loss = objective.v_loss(
-            |z, t, y| half.forward(&z.to_dtype(DType::BF16)?, t, y, OpPath::Training),
-            x,
-            &t,
-            &e,
-            &y,
-        )?;
-        let v = f64::from(loss.to_scalar::<f32>()?);
-        return Ok((v, loss.backward()?));
-    }
-    let part = |s: usize, n: usize| -> Result<(f64, GradStore)> {
-        jit_music::ops::serial(|| {
-            let loss = objective.v_loss(
-                |z, t, y| net.forward(z, t, y, OpPath::Training),
-                &x.narrow(0, s, n)?,
-                &t.narrow(0, s, n)?,
-                &e.narrow(0, s, n)?,
-                &y.narrow(0, s, n)?,
-            )?;
-            Ok((f64::from(loss.to_scalar::<f32>()?), loss.backward()?))
-        })
-    };
-    if b < 2 {
-        return part(0, b);
-    }
-    let h = b / 2;
-    let (ra, rb) = rayon::join(|| part(0, h), || part(h, b - h));
-    let ((la, mut ga), (lb, gb)) = (ra?, rb?);
-    let (wa, wb) = (h as f64 / b as f64, (b - h) as f64 / b as f64);
-    for p in params {
-        let t = p.as_tensor();
-        let g = match (ga.get(t), gb.get(t)) {
-            (Some(a), Some(c)) => jit_music::ops::weighted_sum(a, c, wa, wb)?,
-            (Some(a), None) => (a * wa)?,
-            (None, Some(c)) => (c * wb)?,
-            (None, None) => continue,
-        };
-        ga.insert(t, g);
-    }
-    Ok((la * wa + lb * wb, ga))
 }
 
 impl Trainer {
@@ -356,7 +266,7 @@ impl Trainer {
         })
     }
 
-    fn meta(&self, kind: Kind, extra: serde_json::Value) -> CheckpointMeta {
+    pub(crate) fn meta(&self, kind: Kind, extra: serde_json::Value) -> CheckpointMeta {
         // The style `generate` and the plugin pick when none is asked for: the most weighted.
         let default_class = self
             .dataset
@@ -390,13 +300,7 @@ impl Trainer {
             kind,
             name: self.cfg.name.clone(),
             config: self.cfg.model.clone(),
-            roll: RollSpec {
-                grid: self.cfg.data.grid,
-                pitch_low: 0,
-                pitches: PITCHES,
-                frames: self.cfg.data.frames,
-                articulation: self.cfg.data.articulation,
-            },
+            roll: self.cfg.data.roll_spec(),
             objective: self.cfg.objective.clone(),
             sampler: SamplerConfig {
                 t_eps: self.cfg.objective.t_eps,
@@ -452,118 +356,6 @@ impl Trainer {
         let pmeta = self.meta(Kind::Inference, extra);
         checkpoint::save(&self.run.published(), &self.ema1_tensors(), &pmeta)?;
         Ok(())
-    }
-
-    /// Seed of a step's draws.
-    fn draw_seed(&self, step: u64) -> u64 {
-        self.cfg.seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ step
-    }
-
-    /// Loss and gradients of a training batch.
-    pub fn step_grads(&self, batch: &data::Batch) -> Result<(f64, GradStore)> {
-        let w = self.cfg.data.frames;
-        let b = batch.labels.len();
-        let x = Tensor::from_slice(&batch.x, (b, 1, PITCHES, w), &self.dev)?;
-        let params: Vec<Var> = self.opt.params.iter().map(|p| p.var.clone()).collect();
-        loss_and_grads(
-            &self.cfg.objective,
-            &self.net,
-            &params,
-            &x,
-            &batch.labels,
-            self.draw_seed(batch.step),
-        )
-    }
-
-    /// The loss of one batch without gradients (validation), with that step's draws.
-    pub fn batch_loss(&self, batch: &data::Batch, net: &JiT) -> Result<f64> {
-        let w = self.cfg.data.frames;
-        let b = batch.labels.len();
-        let x = Tensor::from_slice(&batch.x, (b, 1, PITCHES, w), &self.dev)?;
-        let loss = self.cfg.objective.loss(
-            |z, t, y| net.forward(z, t, y, OpPath::Inference),
-            &x,
-            &batch.labels,
-            net.null_label(),
-            self.draw_seed(batch.step),
-        )?;
-        Ok(f64::from(loss.to_dtype(DType::F32)?.to_scalar::<f32>()?))
-    }
-
-    /// Validation loss of the EMA-1 weights on the fixed held-out windows (fixed draws).
-    pub fn val_loss(&self) -> Result<Option<f64>> {
-        if self.val_batches.is_empty() {
-            return Ok(None);
-        }
-        let net = self.ema1_net()?;
-        let mut total = 0.0;
-        for b in &self.val_batches {
-            total += self.batch_loss(b, &net)?;
-        }
-        Ok(Some(total / self.val_batches.len() as f64))
-    }
-
-    /// Write preview samples (EMA-1) as .mid and .png into `RUN/samples/step_N/`.
-    pub fn previews(&self) -> Result<PathBuf> {
-        let dir = self.run.samples(self.step);
-        std::fs::create_dir_all(&dir)?;
-        let net = self.ema1_net()?;
-        let n = self.cfg.preview_samples.max(1);
-        let (h, w) = (self.cfg.model.input_h, self.cfg.model.input_w);
-        let z0 = seeded_noise(
-            self.cfg.seed,
-            n,
-            h,
-            w,
-            self.cfg.objective.noise_scale,
-            &self.dev,
-        )?;
-        let classes = self.cfg.model.num_classes.max(1);
-        let labels: Vec<u32> = (0..n).map(|i| (i % classes) as u32).collect();
-        let y = Tensor::from_vec(labels.clone(), n, &self.dev)?;
-        let sc = SamplerConfig {
-            method: Method::Heun,
-            steps: self.cfg.preview_steps,
-            t_eps: self.cfg.objective.t_eps,
-            noise_scale: self.cfg.objective.noise_scale,
-            ..Default::default()
-        };
-        let Some(x) = sample(
-            |z, t, y| net.forward(z, t, y, OpPath::Inference),
-            &z0,
-            &y,
-            net.null_label(),
-            &sc,
-            None,
-            Hooks::default(),
-        )?
-        else {
-            return Ok(dir);
-        };
-        let x = x.to_device(&Device::Cpu)?;
-        let fpb = self.cfg.data.grid.frames_per_bar(4, 4);
-        for (i, &label) in labels.iter().enumerate() {
-            let xi: Vec<f32> = x.get(i)?.flatten_all()?.to_vec1()?;
-            let Some(roll) = PianoRoll::from_model_output(w, &xi) else {
-                continue;
-            };
-            let label = label as usize;
-            let cname = self
-                .dataset
-                .classes
-                .get(label)
-                .map(|c| format!("_{c}"))
-                .unwrap_or_default();
-            let stem = format!("sample_{i:02}{cname}");
-            let spec = ExportSpec {
-                // Previews decode as `generate` would for this run's rolls.
-                dip: jit_music::roll::default_dip(self.cfg.data.articulation),
-                ..ExportSpec::new(self.cfg.data.grid)
-            };
-            std::fs::write(dir.join(format!("{stem}.mid")), roll_to_smf(&roll, &spec))?;
-            write_png(&roll, &dir.join(format!("{stem}.png")), 3, fpb)?;
-        }
-        Ok(dir)
     }
 
     fn log_line(&mut self, v: serde_json::Value) -> Result<()> {
@@ -675,83 +467,4 @@ impl Trainer {
         pb.finish();
         Ok(smooth.unwrap_or(f64::NAN))
     }
-}
-
-/// `train --benchmark N`: time N training steps (loss, backward, AdamW, both EMAs) on pre-made
-/// tensors, then N steps fed by the real data pipeline when `--midi-dir` is readable, and print
-/// samples/s for both (the pipeline must keep up).
-pub fn benchmark(cfg: &TrainConfig, n: u64) -> Result<()> {
-    let dev = device(&cfg.device)?;
-    let vm = VarMap::new();
-    let net = JiT::new(&cfg.model, VarBuilder::from_varmap(&vm, DType::F32, &dev))?;
-    let vars = sorted_vars(&vm);
-    seeded_init(&vars, cfg.seed)?;
-    let mut opt = AdamW::new(vars, cfg.optim.clone(), cfg.ema_decays)?;
-    let (b, w) = (cfg.batch_size, cfg.data.frames);
-    let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
-    let premade = data::Batch {
-        x: (0..b * PITCHES * w)
-            .map(|_| {
-                if rng.random::<f32>() < 0.03 {
-                    0.6
-                } else {
-                    -1.0
-                }
-            })
-            .collect(),
-        labels: vec![0; b],
-        step: 0,
-    };
-    let params: Vec<Var> = opt.params.iter().map(|p| p.var.clone()).collect();
-    let step = |opt: &mut AdamW, batch: &data::Batch| -> Result<f64> {
-        let x = Tensor::from_slice(&batch.x, (b, 1, PITCHES, w), &dev)?;
-        let (loss, grads) =
-            loss_and_grads(&cfg.objective, &net, &params, &x, &batch.labels, batch.step)?;
-        opt.step(&grads, 1e-4)?;
-        Ok(loss)
-    };
-    for _ in 0..2 {
-        step(&mut opt, &premade)?;
-    }
-    let t0 = Instant::now();
-    for i in 0..n {
-        let mut batch = premade.clone();
-        batch.step = i;
-        step(&mut opt, &batch)?;
-    }
-    let synth = t0.elapsed().as_secs_f64() / n.max(1) as f64;
-    println!(
-        "{} ({:.2}M params), batch {b}, {} threads: {:.1} ms/step, {:.1} samples/s (pre-made tensors)",
-        cfg.preset,
-        net.param_count() as f64 / 1e6,
-        rayon::current_num_threads(),
-        synth * 1e3,
-        b as f64 / synth
-    );
-    if cfg.midi_dir.is_dir() {
-        let cache = std::env::temp_dir().join("jit-music-bench-cache");
-        let ds = data::load_dataset(&cfg.midi_dir, &cache, &cfg.data, true)?;
-        let sampler = Arc::new(Sampler::new(
-            ds.train.clone(),
-            cfg.model.num_classes,
-            &ds.classes,
-            &cfg.data,
-            cfg.seed,
-        ));
-        let rx = data::prefetch(sampler, 0, b, 4);
-        let t0 = Instant::now();
-        for _ in 0..n {
-            let batch = rx.recv().context("data loader stopped")?;
-            step(&mut opt, &batch)?;
-        }
-        let real = t0.elapsed().as_secs_f64() / n.max(1) as f64;
-        println!(
-            "real data from {}: {:.1} ms/step, {:.1} samples/s ({:+.1}% step time vs pre-made)",
-            cfg.midi_dir.display(),
-            real * 1e3,
-            b as f64 / real,
-            (real / synth - 1.0) * 100.0
-        );
-    }
-    Ok(())
 }

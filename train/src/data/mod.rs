@@ -1,19 +1,28 @@
 //! The training data pipeline: a MIDI folder parsed once (in parallel) into a content-keyed cache
-//! of rolls, then random bar-aligned windows with pitch-shift augmentation, drawn by a prefetch
-//! thread so that loading never stalls a training step.
+//! of rolls, notes and chords ([`cache`]), then random bar-aligned windows with pitch-shift
+//! augmentation and, for a conditioned model, the conditions of every workflow ([`draw`]),
+//! drawn by a prefetch thread so that loading never stalls a training step ([`batch`]).
+
+mod batch;
+mod cache;
+mod draw;
+
+pub use batch::{prefetch, Batch, Sampler};
+pub use draw::{Drawn, CONDITION_MIX};
 
 use anyhow::{bail, Context, Result};
+use cache::Converted;
 use indicatif::{ProgressBar, ProgressStyle};
+use jit_music::chords::{estimate_chords, read_pop909_chords, ChordTrack};
 use jit_music::midi::{self, find_midi_files};
 use jit_music::roll::{
-    read_pop909_downbeats, score_to_roll, Grid, PianoRoll, RollOptions, PITCHES,
+    read_pop909_downbeats, score_to_roll, Channels, Conditions, Grid, GridNote, PianoRoll,
+    RollNote, RollOptions, RollSpec, PITCHES,
 };
-use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 
 /// How files become training rolls (part of the cache key).
@@ -36,16 +45,88 @@ pub struct DataConfig {
     /// Extra sampling weight per class name (default 1), e.g. to favour the main style.
     #[serde(default)]
     pub class_weights: BTreeMap<String, f64>,
+    /// The model's roll channels.
+    #[serde(default)]
+    pub channels: Channels,
+    /// The conditions the model takes (drawn per window, see [`draw`]).
+    #[serde(default)]
+    pub conditions: Conditions,
 }
 
-/// One file's cached roll.
+impl DataConfig {
+    /// The roll the model sees.
+    pub fn roll_spec(&self) -> RollSpec {
+        RollSpec {
+            grid: self.grid,
+            pitch_low: 0,
+            pitches: PITCHES,
+            frames: self.frames,
+            articulation: self.articulation && self.channels == Channels::Intensity,
+            channels: self.channels,
+            conditions: self.conditions,
+        }
+    }
+}
+
+/// One file, converted.
 #[derive(Debug, Clone)]
 pub struct Song {
     pub path: PathBuf,
     pub label: u32,
+    /// The intensity roll (articulated as configured).
     pub roll: PianoRoll,
     /// Frames at which a window may start (bar lines on the beats grid).
     pub starts: Vec<usize>,
+    /// The notes on the grid with their parts, sorted by start.
+    pub notes: Vec<GridNote>,
+    /// The longest note, in frames (bounds the search for notes sounding into a window).
+    pub longest: usize,
+    pub frames_per_bar: usize,
+    pub melody_part: Option<u16>,
+    /// Annotated (POP909) or estimated chords.
+    pub chords: Option<ChordTrack>,
+}
+
+impl Song {
+    /// A song from notes alone (tests, tools): roll painted from them, bars every `fpb` frames.
+    pub fn from_notes(path: PathBuf, label: u32, notes: Vec<GridNote>, fpb: usize) -> Song {
+        let plain: Vec<RollNote> = notes.iter().map(|n| n.note).collect();
+        let frames = plain.iter().map(|n| n.end).max().unwrap_or(0);
+        let roll = jit_music::roll::notes_to_roll(&plain, frames);
+        Song {
+            path,
+            label,
+            starts: (0..frames).step_by(fpb.max(1)).collect(),
+            longest: plain.iter().map(|n| n.end - n.start).max().unwrap_or(0),
+            roll,
+            notes,
+            frames_per_bar: fpb.max(1),
+            melody_part: None,
+            chords: None,
+        }
+    }
+
+    /// The notes sounding in frames `start..start + len`, from the window start and cut to it
+    /// (a note held into the window starts at 0), with their parts.
+    pub fn window(&self, start: usize, len: usize) -> Vec<GridNote> {
+        let end = start + len;
+        let from = self
+            .notes
+            .partition_point(|n| n.note.start + self.longest < start);
+        self.notes[from..]
+            .iter()
+            .take_while(|n| n.note.start < end)
+            .filter(|n| n.note.end > start)
+            .map(|n| GridNote {
+                note: RollNote {
+                    start: n.note.start.max(start) - start,
+                    end: n.note.end.min(end) - start,
+                    ..n.note
+                },
+                part: n.part,
+            })
+            .collect()
+    }
 }
 
 /// The result of reading a folder.
@@ -67,58 +148,19 @@ impl Dataset {
     }
 }
 
-/// Cache entries: magic, frames, bar-start count, bar starts (u32), roll bytes.
-const CACHE_MAGIC: &[u8; 8] = b"JITROLL2";
-
-/// Cache key: the file's content hash plus everything the conversion depends on.
-fn cache_key(bytes: &[u8], cfg: &DataConfig, downbeats: Option<&[f64]>) -> String {
-    let mut h = blake3::Hasher::new();
-    h.update(bytes);
-    h.update(
-        serde_json::to_string(&(cfg.grid, cfg.articulation, downbeats))
-            .unwrap_or_default()
-            .as_bytes(),
-    );
-    // Bump when the conversion code changes what a roll or its bar lines are.
-    h.update(b"v2");
-    h.finalize().to_hex()[..32].to_string()
-}
-
-fn write_cache(path: &Path, roll: &PianoRoll, bars: &[usize]) -> std::io::Result<()> {
-    let mut out = Vec::with_capacity(24 + 4 * bars.len() + roll.data().len());
-    out.extend_from_slice(CACHE_MAGIC);
-    out.extend_from_slice(&(roll.frames() as u64).to_le_bytes());
-    out.extend_from_slice(&(bars.len() as u64).to_le_bytes());
-    for &b in bars {
-        out.extend_from_slice(&(b as u32).to_le_bytes());
-    }
-    out.extend_from_slice(roll.data());
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, &out)?;
-    std::fs::rename(tmp, path)
-}
-
-fn read_cache(path: &Path) -> Option<(PianoRoll, Vec<usize>)> {
-    let b = std::fs::read(path).ok()?;
-    if b.len() < 24 || &b[..8] != CACHE_MAGIC {
-        return None;
-    }
-    let frames = u64::from_le_bytes(b[8..16].try_into().ok()?) as usize;
-    let n = u64::from_le_bytes(b[16..24].try_into().ok()?) as usize;
-    let end = 24usize.checked_add(n.checked_mul(4)?)?;
-    let bars = b
-        .get(24..end)?
-        .chunks_exact(4)
-        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as usize)
-        .collect();
-    let roll = PianoRoll::from_raw(frames, b.get(end..)?.to_vec())?;
-    Some((roll, bars))
-}
-
 /// Recursively list MIDI files, following symlinked folders (so a folder of links can combine
 /// corpora into classes).
 pub fn list_files(dir: &Path) -> Result<Vec<PathBuf>> {
     find_midi_files(dir).with_context(|| format!("cannot read folder {}", dir.display()))
+}
+
+/// The class names `--classes-from-dirs` gives the files under `dir` (sorted): what the model's
+/// class count is, known before any file is read.
+pub fn class_names(dir: &Path) -> Result<Vec<String>> {
+    let mut names: Vec<String> = list_files(dir)?.iter().map(|f| class_of(dir, f)).collect();
+    names.sort();
+    names.dedup();
+    Ok(names)
 }
 
 /// The class name of a file: its first folder below `root`.
@@ -172,29 +214,11 @@ pub fn load_dataset(
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    type Loaded = std::result::Result<(PianoRoll, Vec<usize>, bool), String>;
+    type Loaded = std::result::Result<(Converted, bool), String>;
     let results: Vec<(PathBuf, Loaded)> = files
         .par_iter()
         .map(|path| {
-            let r = (|| -> Loaded {
-                let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
-                let downbeats = read_pop909_downbeats(path);
-                let key = cache_key(&bytes, cfg, downbeats.as_deref());
-                let cpath = cache_dir.join(format!("{key}.roll"));
-                if let Some((roll, bars)) = read_cache(&cpath) {
-                    return Ok((roll, bars, true));
-                }
-                let score = midi::parse(&bytes).map_err(|e| e.to_string())?;
-                let opts = RollOptions {
-                    downbeats,
-                    ..RollOptions::for_grid(cfg.grid, cfg.articulation)
-                };
-                let sr = score_to_roll(&score, &opts).map_err(|e| e.to_string())?;
-                let bars = sr.bar_starts();
-                // A cache that cannot be written only costs a re-parse next time.
-                let _ = write_cache(&cpath, &sr.roll, &bars);
-                Ok((sr.roll, bars, false))
-            })();
+            let r = convert_cached(path, cache_dir, cfg);
             pb.inc(1);
             (path.clone(), r)
         })
@@ -217,9 +241,9 @@ pub fn load_dataset(
     for (path, r) in results {
         match r {
             Err(e) => failures.push((path, e)),
-            Ok((roll, bars, hit)) => {
+            Ok((c, hit)) => {
                 cache_hits += usize::from(hit);
-                let starts = window_starts(&roll, &bars, cfg);
+                let starts = window_starts(&c.roll, &c.bars, cfg);
                 if starts.is_empty() {
                     continue;
                 }
@@ -231,8 +255,18 @@ pub fn load_dataset(
                 let song = Song {
                     path: path.clone(),
                     label,
-                    roll,
+                    roll: c.roll,
                     starts,
+                    longest: c
+                        .notes
+                        .iter()
+                        .map(|n| n.note.end - n.note.start)
+                        .max()
+                        .unwrap_or(0),
+                    notes: c.notes,
+                    frames_per_bar: c.frames_per_bar,
+                    melody_part: c.melody_part,
+                    chords: c.chords,
                 };
                 if is_val(&path, cfg.val_fraction) {
                     val.push(song);
@@ -281,6 +315,57 @@ pub fn load_dataset(
     Ok(ds)
 }
 
+/// Read one file through the cache: `(conversion, whether it came from the cache)`.
+fn convert_cached(
+    path: &Path,
+    cache_dir: &Path,
+    cfg: &DataConfig,
+) -> std::result::Result<(Converted, bool), String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    let downbeats = read_pop909_downbeats(path);
+    let chord_text = path
+        .parent()
+        .and_then(|d| std::fs::read_to_string(d.join("chord_midi.txt")).ok());
+    let key = cache::key(
+        &bytes,
+        &(cfg.grid, cfg.articulation, &downbeats),
+        &[chord_text],
+    );
+    let cpath = cache_dir.join(format!("{key}.song"));
+    if let Some(c) = cache::read(&cpath) {
+        return Ok((c, true));
+    }
+    let score = midi::parse(&bytes).map_err(|e| e.to_string())?;
+    let opts = RollOptions {
+        downbeats,
+        ..RollOptions::for_grid(cfg.grid, cfg.articulation)
+    };
+    let sr = score_to_roll(&score, &opts).map_err(|e| e.to_string())?;
+    let frames_per_bar = sr.frames_per_bar.unwrap_or(cfg.frames / 8).max(1);
+    let plain: Vec<RollNote> = sr.notes.iter().map(|n| n.note).collect();
+    let chords = match (read_pop909_chords(path), cfg.grid) {
+        (Some(labels), _) => Some(ChordTrack::from_seconds(&score, &sr, &labels)),
+        (None, Grid::Beats { steps_per_beat }) => Some(estimate_chords(
+            &plain,
+            sr.roll.frames(),
+            frames_per_bar,
+            steps_per_beat as usize,
+        )),
+        (None, Grid::Seconds { .. }) => None,
+    };
+    let c = Converted {
+        bars: sr.bar_starts(),
+        frames_per_bar,
+        melody_part: sr.melody_part(),
+        notes: sr.notes,
+        chords,
+        roll: sr.roll,
+    };
+    // A cache that cannot be written only costs a re-parse next time.
+    let _ = cache::write(&cpath, &c);
+    Ok((c, false))
+}
+
 /// Window starts of a roll: its bar lines (beats grid: annotated or estimated downbeats) or every
 /// quarter of a window (seconds grid), keeping those whose window is not (nearly) empty.
 fn window_starts(roll: &PianoRoll, bars: &[usize], cfg: &DataConfig) -> Vec<usize> {
@@ -298,123 +383,4 @@ fn window_starts(roll: &PianoRoll, bars: &[usize], cfg: &DataConfig) -> Vec<usiz
         .into_iter()
         .filter(|&s| roll.active_cells(s, cfg.frames) >= cfg.min_active_cells)
         .collect()
-}
-
-/// A batch as the model sees it: images `[B, 1, 128, W]` in [-1, 1] and labels.
-#[derive(Debug, Clone)]
-pub struct Batch {
-    pub x: Vec<f32>,
-    pub labels: Vec<u32>,
-    pub step: u64,
-}
-
-/// Draws batches deterministically from `(seed, step)`: the same step always gets the same
-/// windows, so a resumed run sees exactly what an uninterrupted one would.
-pub struct Sampler {
-    songs: Arc<Vec<Song>>,
-    /// Per class: (song index, start) pairs.
-    by_class: Vec<Vec<(u32, u32)>>,
-    class_weights: Vec<f64>,
-    cfg: DataConfig,
-    seed: u64,
-}
-
-impl Sampler {
-    /// `class_names[label]` names the classes for `cfg.class_weights`.
-    pub fn new(
-        songs: Arc<Vec<Song>>,
-        num_classes: usize,
-        class_names: &[String],
-        cfg: &DataConfig,
-        seed: u64,
-    ) -> Self {
-        let mut by_class = vec![Vec::new(); num_classes.max(1)];
-        for (i, s) in songs.iter().enumerate() {
-            let c = (s.label as usize).min(by_class.len() - 1);
-            by_class[c].extend(s.starts.iter().map(|&st| (i as u32, st as u32)));
-        }
-        let class_weights = by_class
-            .iter()
-            .enumerate()
-            .map(|(c, w)| {
-                let extra = class_names
-                    .get(c)
-                    .and_then(|n| cfg.class_weights.get(n))
-                    .copied()
-                    .unwrap_or(1.0)
-                    .max(0.0);
-                if w.is_empty() {
-                    0.0
-                } else if cfg.balance_classes {
-                    extra
-                } else {
-                    w.len() as f64 * extra
-                }
-            })
-            .collect();
-        Self {
-            songs,
-            by_class,
-            class_weights,
-            cfg: cfg.clone(),
-            seed,
-        }
-    }
-
-    pub fn windows(&self) -> usize {
-        self.by_class.iter().map(|c| c.len()).sum()
-    }
-
-    /// The batch for `step`.
-    pub fn batch(&self, step: u64, batch_size: usize) -> Batch {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(
-            self.seed ^ 0x9E37_79B9_7F4A_7C15u64.wrapping_mul(step.wrapping_add(1)),
-        );
-        let w = self.cfg.frames;
-        let mut x = Vec::with_capacity(batch_size * PITCHES * w);
-        let mut labels = Vec::with_capacity(batch_size);
-        let total: f64 = self.class_weights.iter().sum();
-        for _ in 0..batch_size {
-            let mut r = rng.random::<f64>() * total;
-            let mut c = 0;
-            while c + 1 < self.class_weights.len() && r >= self.class_weights[c] {
-                r -= self.class_weights[c];
-                c += 1;
-            }
-            let pool = &self.by_class[c];
-            let (si, start) = pool[rng.random_range(0..pool.len())];
-            let song = &self.songs[si as usize];
-            let crop = song.roll.crop(start as usize, w);
-            let shift = if self.cfg.pitch_shift > 0 {
-                rng.random_range(-self.cfg.pitch_shift..=self.cfg.pitch_shift)
-            } else {
-                0
-            };
-            // Shift only where every note stays in range; otherwise keep the original key.
-            let crop = crop.transpose(shift).unwrap_or(crop);
-            x.extend(crop.to_model_input());
-            labels.push(song.label);
-        }
-        Batch { x, labels, step }
-    }
-}
-
-/// Prefetch batches `start..` on a background thread (bounded queue of `depth`).
-pub fn prefetch(
-    sampler: Arc<Sampler>,
-    start: u64,
-    batch_size: usize,
-    depth: usize,
-) -> Receiver<Batch> {
-    let (tx, rx) = sync_channel(depth.max(1));
-    std::thread::Builder::new()
-        .name("jit-prefetch".into())
-        .spawn(move || {
-            let mut step = start;
-            while tx.send(sampler.batch(step, batch_size)).is_ok() {
-                step += 1;
-            }
-        })
-        .ok();
-    rx
 }
