@@ -1,6 +1,8 @@
-//! End to end through a real CLAP host (clack-host): load the built plugin library, restore a
-//! known pattern through CLAP state, activate at 48 kHz, run blocks with a moving 120 BPM
-//! transport and check the notes the plugin sends.
+//! End to end through a real CLAP host (clack-host, `tests/clap_host`): load the built plugin
+//! library, restore a known pattern through CLAP state, activate at 48 kHz with stereo audio, run
+//! blocks with a moving 120 BPM transport and check the notes the plugin sends: in the dialect the
+//! host takes (CLAP or MIDI), with refused note-offs sent again, and with every note-on released
+//! whatever the host does mid-note (skipped block, seeks, loop wrap, tempo change, stop, bypass).
 //!
 //! The library is the cdylib cargo builds next to this test (`target/<profile>/libjit_music.so`;
 //! a `.clap` on Linux is that file). `JIT_MUSIC_CLAP` may point at another one, e.g. the bundle.
@@ -11,157 +13,10 @@
 //! free inside the plugin's process() (debug builds).
 #![cfg(feature = "plugin")]
 
-use clack_host::events::event_types::TransportEvent;
-use clack_host::events::spaces::CoreEventSpace;
-use clack_host::events::{EventFlags, Match};
+mod clap_host;
+
 use clack_host::prelude::*;
-use clack_host::utils::{BeatTime, SecondsTime};
-use clap_sys::ext::state::{clap_plugin_state, CLAP_EXT_STATE};
-use clap_sys::stream::{clap_istream, clap_ostream};
-use std::ffi::c_void;
-use std::path::PathBuf;
-
-const SR: f64 = 48_000.0;
-const BPM: f64 = 120.0;
-const SAMPLES_PER_BEAT: f64 = SR * 60.0 / BPM;
-
-struct Host;
-struct Shared;
-
-impl SharedHandler<'_> for Shared {
-    fn request_restart(&self) {}
-    fn request_process(&self) {}
-    fn request_callback(&self) {}
-}
-
-impl HostHandlers for Host {
-    type Shared<'a> = Shared;
-    type MainThread<'a> = ();
-    type AudioProcessor<'a> = ();
-}
-
-/// The plugin library cargo built for this test run.
-fn plugin_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("JIT_MUSIC_CLAP") {
-        return PathBuf::from(p);
-    }
-    let name = if cfg!(target_os = "macos") {
-        "libjit_music.dylib"
-    } else if cfg!(windows) {
-        "jit_music.dll"
-    } else {
-        "libjit_music.so"
-    };
-    let exe = std::env::current_exe().expect("test executable path");
-    let deps = exe.parent().expect("deps dir");
-    let candidates = [
-        deps.join(name),
-        deps.parent().expect("profile dir").join(name),
-    ];
-    candidates
-        .iter()
-        .find(|p| p.exists())
-        .cloned()
-        .unwrap_or_else(|| panic!("plugin library not found in {candidates:?}"))
-}
-
-fn load_entry() -> PluginEntry {
-    let path = plugin_path();
-    // SAFETY: the library is our own plugin, built by cargo for this test.
-    unsafe { PluginEntry::load(&path) }.unwrap_or_else(|e| panic!("{}: {e:?}", path.display()))
-}
-
-fn new_instance(entry: &PluginEntry) -> PluginInstance<Host> {
-    let factory = entry.get_plugin_factory().expect("plugin factory");
-    let desc = factory.plugin_descriptors().next().expect("one plugin");
-    let id = desc.id().expect("plugin id").to_owned();
-    let info = HostInfo::new(
-        "jit-music test host",
-        "jit-music",
-        "https://example.com",
-        "0.1",
-    )
-    .expect("host info");
-    PluginInstance::<Host>::new(|_| Shared, |_| (), entry, &id, &info).expect("instance")
-}
-
-fn state_ext(instance: &PluginInstance<Host>) -> &clap_plugin_state {
-    let plugin = instance.raw_instance();
-    let get = plugin.get_extension.expect("get_extension");
-    // SAFETY: a valid plugin pointer and a NUL-terminated id; the result is the state extension.
-    let ext = unsafe { get(plugin, CLAP_EXT_STATE.as_ptr()) } as *const clap_plugin_state;
-    assert!(!ext.is_null(), "plugin has no state extension");
-    // SAFETY: non-null, lives as long as the plugin.
-    unsafe { &*ext }
-}
-
-unsafe extern "C" fn write_stream(s: *const clap_ostream, buf: *const c_void, n: u64) -> i64 {
-    // SAFETY: ctx is the Vec we passed in; buf holds n bytes.
-    let out = unsafe { &mut *((*s).ctx as *mut Vec<u8>) };
-    out.extend_from_slice(unsafe { std::slice::from_raw_parts(buf as *const u8, n as usize) });
-    n as i64
-}
-
-struct Reader {
-    data: Vec<u8>,
-    pos: usize,
-}
-
-unsafe extern "C" fn read_stream(s: *const clap_istream, buf: *mut c_void, n: u64) -> i64 {
-    // SAFETY: ctx is the Reader we passed in; buf has room for n bytes.
-    let r = unsafe { &mut *((*s).ctx as *mut Reader) };
-    let k = (n as usize).min(r.data.len() - r.pos);
-    unsafe {
-        std::ptr::copy_nonoverlapping(r.data[r.pos..].as_ptr(), buf as *mut u8, k);
-    }
-    r.pos += k;
-    k as i64
-}
-
-fn save_state(instance: &PluginInstance<Host>) -> Vec<u8> {
-    let mut out: Vec<u8> = Vec::new();
-    let stream = clap_ostream {
-        ctx: &mut out as *mut Vec<u8> as *mut c_void,
-        write: Some(write_stream),
-    };
-    let save = state_ext(instance).save.expect("state save");
-    // SAFETY: valid plugin and stream for the duration of the call (main thread).
-    assert!(
-        unsafe { save(instance.raw_instance(), &stream) },
-        "state save failed"
-    );
-    out
-}
-
-fn load_state(instance: &PluginInstance<Host>, bytes: &[u8]) {
-    let mut r = Reader {
-        data: bytes.to_vec(),
-        pos: 0,
-    };
-    let stream = clap_istream {
-        ctx: &mut r as *mut Reader as *mut c_void,
-        read: Some(read_stream),
-    };
-    let load = state_ext(instance).load.expect("state load");
-    // SAFETY: valid plugin and stream for the duration of the call (main thread).
-    assert!(
-        unsafe { load(instance.raw_instance(), &stream) },
-        "state load failed"
-    );
-}
-
-/// nice-plug's CLAP state: an 8-byte length, then JSON with the persisted fields as strings.
-fn clap_state(session_json: &str) -> Vec<u8> {
-    let state = serde_json::json!({
-        "version": "0.1.0",
-        "params": {},
-        "fields": { "session": session_json },
-    });
-    let json = serde_json::to_vec(&state).expect("json");
-    let mut bytes = (json.len() as u64).to_le_bytes().to_vec();
-    bytes.extend(json);
-    bytes
-}
+use clap_host::*;
 
 /// A one-bar 4/4 idea (PPQ 960): C4 on beat 1 (an eighth), E4 on the "and", G4 on beat 3.
 const SESSION: &str = r#"{
@@ -190,128 +45,6 @@ fn expected(cycles: u64) -> Vec<(u64, bool, u16)> {
         ]);
     }
     v
-}
-
-fn transport(start_sample: u64, playing: bool) -> TransportEvent {
-    let beats = start_sample as f64 / SAMPLES_PER_BEAT;
-    let bar = (beats / 4.0).floor();
-    let mut flags = TransportFlags::HAS_TEMPO
-        | TransportFlags::HAS_BEATS_TIMELINE
-        | TransportFlags::HAS_SECONDS_TIMELINE
-        | TransportFlags::HAS_TIME_SIGNATURE;
-    if playing {
-        flags |= TransportFlags::IS_PLAYING;
-    }
-    TransportEvent {
-        header: EventHeader::new_core(0, EventFlags::empty()),
-        flags,
-        song_pos_beats: BeatTime::from_float(beats),
-        song_pos_seconds: SecondsTime::from_float(start_sample as f64 / SR),
-        tempo: BPM,
-        tempo_inc: 0.0,
-        loop_start_beats: BeatTime::from_float(0.0),
-        loop_end_beats: BeatTime::from_float(0.0),
-        loop_start_seconds: SecondsTime::from_float(0.0),
-        loop_end_seconds: SecondsTime::from_float(0.0),
-        bar_start: BeatTime::from_float(bar * 4.0),
-        bar_number: bar as i32,
-        time_signature_numerator: 4,
-        time_signature_denominator: 4,
-    }
-}
-
-use clack_host::events::event_types::TransportFlags;
-
-/// Runs the plugin: `blocks` blocks of `block` samples while playing, then `stopped_blocks`
-/// with the transport stopped. Returns (absolute sample, on, key) of every note event.
-struct Session {
-    processor: Option<StartedPluginAudioProcessor<Host>>,
-    out: EventBuffer,
-    sample: u64,
-}
-
-impl Session {
-    fn start(instance: &mut PluginInstance<Host>, max_block: u32) -> Self {
-        let cfg = PluginAudioConfiguration {
-            sample_rate: SR,
-            min_frames_count: 1,
-            max_frames_count: max_block,
-        };
-        let stopped = instance.activate(|_, _| (), cfg).expect("activate");
-        let processor = stopped.start_processing().expect("start processing");
-        Self {
-            processor: Some(processor),
-            out: EventBuffer::with_capacity(8192),
-            sample: 0,
-        }
-    }
-
-    fn block(&mut self, n: u32, playing: bool) -> Vec<(u64, bool, u16)> {
-        self.block_with_input(n, playing, &EventBuffer::new())
-    }
-
-    fn block_with_input(
-        &mut self,
-        n: u32,
-        playing: bool,
-        in_events: &EventBuffer,
-    ) -> Vec<(u64, bool, u16)> {
-        let t = transport(self.sample, playing);
-        // No audio ports: the frame count comes from these (empty) buffers.
-        // SAFETY: no buffers to point at.
-        let ins = unsafe { InputAudioBuffers::from_raw_buffers(&[], n) };
-        let mut outs = unsafe { OutputAudioBuffers::from_raw_buffers(&mut [], n) };
-        let input = InputEvents::from_buffer(in_events);
-        self.out.clear();
-        let mut output = OutputEvents::from_buffer(&mut self.out);
-        self.processor
-            .as_mut()
-            .expect("processing")
-            .process(
-                &ins,
-                &mut outs,
-                &input,
-                &mut output,
-                Some(self.sample),
-                Some(&t),
-            )
-            .expect("process");
-        let mut v = Vec::new();
-        let mut last = 0;
-        for ev in self.out.iter() {
-            let time = ev.header().time();
-            assert!(time < n, "event at {time} outside a block of {n}");
-            assert!(time >= last, "events out of order");
-            last = time;
-            let key = |k: Match<u16>| k.into_specific().expect("a specific key");
-            match ev.as_core_event() {
-                Some(CoreEventSpace::NoteOn(e)) => {
-                    v.push((self.sample + u64::from(time), true, key(e.pckn().key)))
-                }
-                Some(CoreEventSpace::NoteOff(e)) => {
-                    v.push((self.sample + u64::from(time), false, key(e.pckn().key)))
-                }
-                _ => {}
-            }
-        }
-        self.sample += u64::from(n);
-        v
-    }
-
-    fn run(&mut self, block: u32, samples: u64) -> Vec<(u64, bool, u16)> {
-        let mut v = Vec::new();
-        while self.sample < samples {
-            let n = (samples - self.sample).min(u64::from(block)) as u32;
-            v.extend(self.block(n, true));
-        }
-        v
-    }
-
-    fn finish(mut self, instance: &mut PluginInstance<Host>) {
-        if let Some(p) = self.processor.take() {
-            instance.deactivate(p.stop_processing());
-        }
-    }
 }
 
 fn report_alloc_check() {
@@ -545,4 +278,345 @@ fn regenerate_every_loop_hands_a_new_idea_over_on_a_bar_line() {
     want_ons.sort();
     assert_eq!(got_ons, want_ons);
     s.finish(&mut fresh);
+}
+
+// ---- Dialects: CLAP notes where the host takes them, MIDI where it reads only MIDI ----
+
+fn run_with(takes: Takes, midi_host: bool) -> (Vec<Note>, usize) {
+    let entry = load_entry();
+    let mut instance = instance_with(&entry, midi_host);
+    load_state(&instance, &clap_state(SESSION));
+    let mut s = Session::start(&mut instance, 512);
+    s.sink.takes = takes;
+    let mut got = Vec::new();
+    while s.sample < 3 * 96_000 {
+        let start = s.sample;
+        let p = Play::at(start as f64 / SAMPLES_PER_BEAT);
+        for (t, on, key, midi) in s.block_at(500, p, &EventBuffer::new()) {
+            got.push(((start + u64::from(t)) as u32, on, key, midi));
+        }
+    }
+    let refused = s.sink.refused;
+    s.finish(&mut instance);
+    (got, refused)
+}
+
+fn as_notes(v: &[Note]) -> Vec<(u64, bool, u16)> {
+    v.iter()
+        .map(|&(t, on, k, _)| (u64::from(t), on, k))
+        .collect()
+}
+
+/// A host that reads only MIDI from a plugin (Carla 2.6's CLAP host refuses CLAP note events):
+/// the first refused note goes out again as MIDI, and every later note is MIDI from the start,
+/// all on their exact samples.
+#[test]
+fn midi_only_host_gets_midi_notes() {
+    let (got, refused) = run_with(Takes::MidiOnly, false);
+    assert_eq!(as_notes(&got), expected(3));
+    assert!(got.iter().all(|n| n.3), "all MIDI: {got:?}");
+    assert_eq!(refused, 1, "one refusal, then MIDI for good");
+}
+
+/// A host that says through CLAP's note-ports extension that it reads MIDI only gets MIDI
+/// without a refusal.
+#[test]
+fn host_naming_the_midi_dialect_gets_midi() {
+    let (got, refused) = run_with(Takes::All, true);
+    assert_eq!(as_notes(&got), expected(3));
+    assert!(got.iter().all(|n| n.3), "all MIDI: {got:?}");
+    assert_eq!(refused, 0);
+}
+
+/// Hosts that take CLAP note events keep getting them.
+#[test]
+fn clap_hosts_keep_clap_note_events() {
+    let (got, _) = run_with(Takes::All, false);
+    assert_eq!(as_notes(&got), expected(3));
+    assert!(got.iter().all(|n| !n.3), "all CLAP: {got:?}");
+}
+
+/// A full queue for one block (C4's note-off and E4's note-on at 12000): the note-off goes out
+/// on the next block's first sample, E4 never sounded so gets no note-off, and the rest plays.
+#[test]
+fn refused_note_off_goes_out_on_the_next_block() {
+    let entry = load_entry();
+    let mut instance = new_instance(&entry);
+    load_state(&instance, &clap_state(SESSION));
+    let mut s = Session::start(&mut instance, 500);
+    let mut got = s.run(500, 12_000);
+    s.sink.takes = Takes::Nothing;
+    assert!(s.block(500, true).is_empty());
+    s.sink.takes = Takes::All;
+    got.extend(s.run(500, 96_000));
+    got.extend(s.block(500, false));
+    assert_eq!(
+        got,
+        vec![
+            (0, true, 60),
+            (12_500, false, 60),
+            (48_000, true, 67),
+            (72_000, false, 67),
+        ]
+    );
+    s.finish(&mut instance);
+}
+
+// ---- Audio layout ----
+
+/// Stereo audio goes through untouched, and CLAP hosts can pick the MIDI-only layout.
+#[test]
+fn stereo_audio_passes_through_and_midi_only_is_offered() {
+    use clap_sys::ext::audio_ports_config::{
+        clap_audio_ports_config, clap_plugin_audio_ports_config, CLAP_EXT_AUDIO_PORTS_CONFIG,
+    };
+    let entry = load_entry();
+    let mut instance = new_instance(&entry);
+    let cfg: clap_plugin_audio_ports_config = ext(&instance, CLAP_EXT_AUDIO_PORTS_CONFIG);
+    let plugin = instance.raw_instance();
+    // SAFETY: main-thread calls with valid pointers; `c` is written by the plugin.
+    let count = unsafe { cfg.count.expect("count")(plugin) };
+    let mut layouts = Vec::new();
+    for i in 0..count {
+        let mut c: clap_audio_ports_config = unsafe { std::mem::zeroed() };
+        assert!(unsafe { cfg.get.expect("get")(plugin, i, &mut c) });
+        let name = unsafe { std::ffi::CStr::from_ptr(c.name.as_ptr()) };
+        layouts.push((
+            name.to_string_lossy().into_owned(),
+            c.main_input_channel_count,
+            c.main_output_channel_count,
+        ));
+    }
+    assert_eq!(
+        layouts,
+        vec![
+            ("Stereo pass-through".to_string(), 2, 2),
+            ("MIDI only".to_string(), 0, 0)
+        ]
+    );
+
+    load_state(&instance, &clap_state(SESSION));
+    let mut s = Session::start(&mut instance, 512);
+    for block in 0..4u32 {
+        for (c, ch) in s.audio_in.iter_mut().enumerate() {
+            for (i, x) in ch.iter_mut().enumerate() {
+                *x = ((block * 512 + i as u32) as f32 * 0.01 + c as f32).sin();
+            }
+        }
+        let notes = s.block(512, true);
+        assert_eq!(notes.is_empty(), block > 0, "notes play with audio too");
+        assert_eq!(s.audio_out, s.audio_in, "block {block}: audio untouched");
+    }
+    s.finish(&mut instance);
+}
+
+// ---- Hanging notes: every note-on gets its note-off, whatever the host does ----
+
+/// The plugin under a scripted host: checks each key's on/off alternate, logs absolute samples.
+struct Tape {
+    s: Session,
+    sounding: std::collections::BTreeMap<u16, bool>,
+    log: Vec<(u64, bool, u16)>,
+    /// Samples processed (the plugin's view; the host's beats are passed explicitly).
+    done: u64,
+}
+
+impl Tape {
+    fn new(instance: &mut PluginInstance<Host>) -> Self {
+        load_state(instance, &clap_state(SESSION));
+        Self {
+            s: Session::start(instance, 1024),
+            sounding: Default::default(),
+            log: Vec::new(),
+            done: 0,
+        }
+    }
+
+    fn play_input(&mut self, n: u32, p: Play, input: &EventBuffer) {
+        for (t, on, key, _) in self.s.block_at(n, p, input) {
+            let s = self.sounding.entry(key).or_default();
+            assert_ne!(
+                *s,
+                on,
+                "key {key} {} twice at {}",
+                on,
+                self.done + u64::from(t)
+            );
+            *s = on;
+            self.log.push((self.done + u64::from(t), on, key));
+        }
+        self.done += u64::from(n);
+    }
+
+    fn play(&mut self, n: u32, p: Play) {
+        self.play_input(n, p, &EventBuffer::new());
+    }
+
+    /// Blocks of `n` for `samples` from beat `beats` at `bpm`; the beat reached.
+    fn run(&mut self, mut beats: f64, bpm: f64, samples: u64, n: u32) -> f64 {
+        let end = self.done + samples;
+        while self.done < end {
+            let k = (end - self.done).min(u64::from(n)) as u32;
+            self.play(
+                k,
+                Play {
+                    bpm,
+                    ..Play::at(beats)
+                },
+            );
+            beats += f64::from(k) * bpm / 60.0 / SR;
+        }
+        beats
+    }
+
+    fn at(&self, sample: u64) -> Vec<(bool, u16)> {
+        self.log
+            .iter()
+            .filter(|e| e.0 == sample)
+            .map(|e| (e.1, e.2))
+            .collect()
+    }
+
+    /// Stop the transport and check that every note-on got its note-off.
+    fn stop_and_check(mut self, instance: &mut PluginInstance<Host>) {
+        let stop = Play {
+            playing: false,
+            ..Play::at(0.0)
+        };
+        self.play(256, stop);
+        assert!(
+            self.sounding.values().all(|on| !on),
+            "stuck notes: {:?}",
+            self.log
+        );
+        let ons = self.log.iter().filter(|e| e.1).count();
+        assert_eq!(ons * 2, self.log.len(), "on/off pairs: {:?}", self.log);
+        self.s.finish(instance);
+    }
+}
+
+fn tape_test(script: impl FnOnce(&mut Tape)) {
+    let entry = load_entry();
+    let mut instance = new_instance(&entry);
+    let mut tape = Tape::new(&mut instance);
+    script(&mut tape);
+    tape.stop_and_check(&mut instance);
+}
+
+/// The block right after the note-ons never reaches the plugin (the host position moves on by
+/// two blocks): C4 is released on the next block's first sample.
+#[test]
+fn host_skips_a_block_after_note_ons() {
+    tape_test(|t| {
+        t.play(512, Play::at(0.0));
+        t.run(1024.0 / SAMPLES_PER_BEAT, BPM, 48_000, 512);
+        assert_eq!(t.at(512), vec![(false, 60)]);
+        assert_eq!(
+            t.at(12_000 - 512),
+            vec![(true, 64)],
+            "E4 on its beat: {:?}",
+            t.log
+        );
+    });
+}
+
+/// Seek back to beat 0.5 while G4 sounds (beat 2.5): G4 is released at once and E4, which starts
+/// exactly there, starts after the release.
+#[test]
+fn host_jumps_backwards_mid_note() {
+    tape_test(|t| {
+        t.run(0.0, BPM, 60_000, 1000);
+        t.run(0.5, BPM, 20_000, 1000);
+        assert_eq!(t.at(60_000), vec![(false, 67), (true, 64)]);
+        assert_eq!(t.at(72_000), vec![(false, 64)]);
+    });
+}
+
+/// Seek forward from beat 2.5 (G4 on) to beat 7.5: G4 is released, the next bar comes on time.
+#[test]
+fn host_jumps_forwards_mid_note() {
+    tape_test(|t| {
+        t.run(0.0, BPM, 60_000, 1000);
+        t.run(7.5, BPM, 20_000, 1000);
+        assert_eq!(t.at(60_000), vec![(false, 67)]);
+        assert_eq!(t.at(72_000), vec![(true, 60)], "bar 3 on its bar line");
+    });
+}
+
+/// A loop of beats [0.5, 2.5) wraps while G4 (beats 2 to 3) sounds: released at the loop end,
+/// E4 (from beat 0.5) again on the same sample, every cycle.
+#[test]
+fn host_loop_wraps_mid_note() {
+    tape_test(|t| {
+        let mut beats = 0.5;
+        for _ in 0..200 {
+            t.play(
+                700,
+                Play {
+                    looped: Some((0.5, 2.5)),
+                    ..Play::at(beats)
+                },
+            );
+            beats += 700.0 / SAMPLES_PER_BEAT;
+            if beats >= 2.5 {
+                beats -= 2.0;
+            }
+        }
+        assert_eq!(t.at(0), vec![(true, 64)]);
+        for cycle in 1..3u64 {
+            let wrap = cycle * 48_000;
+            assert_eq!(
+                t.at(wrap),
+                vec![(false, 67), (true, 64)],
+                "cycle {cycle}: {:?}",
+                t.log
+            );
+        }
+    });
+}
+
+/// 120 -> 60 BPM at beat 2.5 while G4 (beats 2 to 3) sounds: its note-off and the next bar
+/// come at the new tempo.
+#[test]
+fn host_changes_tempo_mid_note() {
+    tape_test(|t| {
+        let beats = t.run(0.0, BPM, 60_000, 1000);
+        t.run(beats, 60.0, 80_000, 1000);
+        assert_eq!(t.at(60_000 + 24_000), vec![(false, 67)]);
+        assert_eq!(t.at(60_000 + 72_000), vec![(true, 60)]);
+    });
+}
+
+/// The host's bypass (a parameter event mid-block) releases what sounds at once and keeps the
+/// plugin silent; un-bypassing plays on.
+#[test]
+fn host_bypasses_mid_note() {
+    let entry = load_entry();
+    let mut instance = new_instance(&entry);
+    let bypass = param_id(&instance, "Bypass");
+    let mut t = Tape::new(&mut instance);
+    let param = |v: f64| {
+        let mut e = EventBuffer::new();
+        e.push(&clack_host::events::event_types::ParamValueEvent::new(
+            0,
+            ClapId::new(bypass),
+            Pckn::match_all(),
+            v,
+        ));
+        e
+    };
+    let beats = t.run(0.0, BPM, 60_000, 1000);
+    t.play_input(1000, Play::at(beats), &param(1.0));
+    assert_eq!(t.at(60_000), vec![(false, 67)]);
+    let beats = t.run(beats + 1000.0 / SAMPLES_PER_BEAT, BPM, 40_000, 1000);
+    assert_eq!(t.log.len(), 6, "silent while bypassed: {:?}", t.log);
+    t.play_input(1000, Play::at(beats), &param(0.0));
+    t.run(beats + 1000.0 / SAMPLES_PER_BEAT, BPM, 60_000, 1000);
+    assert_eq!(
+        t.at(108_000),
+        vec![(true, 64)],
+        "bar 2's E4 on its beat: {:?}",
+        t.log
+    );
+    t.stop_and_check(&mut instance);
 }

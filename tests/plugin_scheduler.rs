@@ -406,3 +406,11 @@ fn no_transport_runs_at_120_bpm_from_start() {
         assert_eq!(ons, vec![24_000, 120_000, 216_000], "free_run {free_run}");
     }
 }
+
+/// Hanging notes: one deterministic test per thing a host can do mid-note.
+#[path = "plugin_scheduler/hanging.rs"]
+mod hanging;
+
+/// Live mode: bar-line swaps and the bar count.
+#[path = "plugin_scheduler/live.rs"]
+mod live;
