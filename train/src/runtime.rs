@@ -1,4 +1,61 @@
-//! Process-level CPU tuning shared by the binaries, measured on the 2-core target machine.
+//! Process-level setup shared by the binaries: how a command ends (one-line errors, quiet on a
+//! closed stdout) and CPU tuning measured on the 2-core target machine.
+
+use std::process::ExitCode;
+
+/// A binary's `main`: runs `body` and ends the way every tool here ends.
+///
+/// * An error prints as one line, `error: ...`, each cause once (a message that already quotes
+///   its cause is not followed by it again), without a backtrace even when `RUST_BACKTRACE` is
+///   set: these are the user's errors, not the program's. Exit status 1.
+/// * A closed stdout (`inspect FILE | head`) ends the program quietly, as it does `cat`.
+pub fn main_with(body: impl FnOnce() -> anyhow::Result<()>) -> ExitCode {
+    quiet_on_closed_stdout();
+    // anyhow captures a backtrace with every error when RUST_BACKTRACE is set; panics keep theirs.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    }
+    match body() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// An error and its causes on one line, each cause once: thiserror messages that quote their
+/// `#[source]`, and contexts over them, would otherwise repeat the same words.
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let msg = cause.to_string();
+        let msg = msg.split_whitespace().collect::<Vec<_>>().join(" ");
+        if msg.is_empty() || out.contains(&msg) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&msg);
+    }
+    out
+}
+
+/// Writing to a closed pipe kills the process silently (SIGPIPE's default), instead of Rust's
+/// ignoring the signal and panicking in `println!`.
+fn quiet_on_closed_stdout() {
+    #[cfg(unix)]
+    {
+        const SIGPIPE: i32 = 13;
+        const SIG_DFL: usize = 0;
+        extern "C" {
+            fn signal(signum: i32, handler: usize) -> usize;
+        }
+        // SAFETY: restores the default disposition of one signal, before any other thread runs.
+        unsafe { signal(SIGPIPE, SIG_DFL) };
+    }
+}
 
 /// mimalloc's `mi_option_purge_delay` (index in `mimalloc.h`'s `mi_option_e`, v2).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
