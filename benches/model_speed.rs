@@ -8,7 +8,7 @@
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use criterion::{criterion_group, criterion_main, Criterion};
-use jit_music::model::{JiT, JitConfig, Path};
+use jit_music::model::{JiT, JitConfig, OpPath};
 use jit_music::sampler::{sample, seeded_noise, Hooks, Inputs, SamplerConfig};
 
 fn presets() -> Vec<String> {
@@ -45,7 +45,7 @@ fn bench(c: &mut Criterion) {
         let mut g = c.benchmark_group(format!("infer/{name}"));
         g.sample_size(if name.contains("B/") { 10 } else { 30 });
         g.bench_function("forward_batch2", |b| {
-            b.iter(|| net.forward(&z, None, &t, &y, Path::Inference).unwrap())
+            b.iter(|| net.forward(&z, None, &t, &y, OpPath::Inference).unwrap())
         });
         let z1 = seeded_noise(1, 1, (1, 128, 128), 1.0, &dev).unwrap();
         let y1 = Tensor::new(&[0u32], &dev).unwrap();
@@ -54,7 +54,7 @@ fn bench(c: &mut Criterion) {
         g.bench_function("sample_heun32_cfg", |b| {
             b.iter(|| {
                 sample(
-                    |z, c, t, y| net.forward(z, c, t, y, Path::Inference),
+                    |z, c, t, y| net.forward(z, c, t, y, OpPath::Inference),
                     &z1,
                     Inputs::labels(&y1, net.null_label()),
                     &sc,

@@ -3,9 +3,15 @@
 //!   dense 8-bar pattern (8 notes on every 16th: 1024 notes), over a whole pattern cycle. The
 //!   block lasts 10.67 ms; the target is well under 1 % of that (107 us).
 //! * `press_to_pattern`: Generate pressed -> an 8-bar idea ready for the audio thread, with the
-//!   plugin's default settings (Heun, 24 steps, CFG 3; and the original's 32 steps) on the CPU,
-//!   for the embedded default model and for an XS-sized model with random weights (same cost as
-//!   a trained one).
+//!   plugin's default settings (the model's own sampler: Heun 32, CFG 3 for the default model)
+//!   and Heun 24 on the CPU, for the embedded default model and for an XS-sized model with
+//!   random weights (same cost as a trained one).
+//! * `live_120bpm`: the worker's work in Live mode at 120 BPM, every bar: a 4-bar variation of
+//!   the current idea (amount 0.5, Live's default), with the model's recommended sampler and
+//!   with few-step settings (Euler, 2 and 1 steps, no guidance: the stand-in until a distilled
+//!   default model exists; a model that recommends its own few-step sampler is measured by the
+//!   first row). Besides criterion's times, it prints the process CPU time per bar as a share
+//!   of one core over the bar's 2 s (the goal: under 10 %).
 //!
 //! `cargo bench --bench plugin_process`
 
@@ -15,11 +21,13 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use jit_music::checkpoint::{self, CheckpointMeta, Kind, ModelWeights, RollSpec};
 use jit_music::generate::Generator;
 use jit_music::model::{JiT, JitConfig};
-use jit_music::plugin::generate::{generate, GenSettings, Sources};
+use jit_music::plugin::generate::{generate, sampler_for, GenSettings, Sources};
+use jit_music::plugin::history::Idea;
 use jit_music::plugin::pattern::{bar_ticks, Pattern, PatternNote, PPQ};
 use jit_music::plugin::process::{HostTransport, Out, Player, PlayerSettings};
 use jit_music::roll::Grid;
-use std::time::Duration;
+use jit_music::sampler::Method;
+use std::time::{Duration, Instant};
 
 fn dense_pattern() -> Pattern {
     let step = PPQ / 4;
@@ -131,8 +139,9 @@ fn press_to_pattern(c: &mut Criterion) {
         bars: 8,
         ..GenSettings::default()
     };
-    let original = GenSettings {
-        steps: 32,
+    let heun24 = GenSettings {
+        steps: Some(24),
+        method: Some(Method::Heun),
         ..s.clone()
     };
     let sources = Sources {
@@ -143,8 +152,8 @@ fn press_to_pattern(c: &mut Criterion) {
     g.sample_size(10).measurement_time(Duration::from_secs(20));
     for ((name, m), (label, s)) in models.iter().flat_map(|m| {
         [
-            (m, ("heun24_plugin_default", &s)),
-            (m, ("heun32", &original)),
+            (m, ("model_sampler_plugin_default", &s)),
+            (m, ("heun24", &heun24)),
         ]
     }) {
         g.bench_function(format!("{name}/{label}"), |b| {
@@ -165,5 +174,90 @@ fn press_to_pattern(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, process_512, press_to_pattern);
+/// Seconds of CPU this process has used (all threads), from /proc; `None` elsewhere.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) start at ")".
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+fn live_120bpm(c: &mut Criterion) {
+    let Ok(w) = jit_music::default_model::load() else {
+        eprintln!("no default model: live_120bpm skipped");
+        return;
+    };
+    let m = Generator::new(w, Device::Cpu).expect("default model builds");
+    let base = GenSettings {
+        bars: 4,
+        ..GenSettings::default()
+    };
+    let few = |steps| GenSettings {
+        steps: Some(steps),
+        method: Some(Method::Euler),
+        guidance: Some(1.0),
+        ..base.clone()
+    };
+    let rec = sampler_for(m.meta(), &base);
+    let settings = [
+        (
+            format!("model_{}{}_cfg{}", rec.method, rec.steps, rec.cfg_scale),
+            base.clone(),
+        ),
+        ("euler2_cfg1".to_string(), few(2)),
+        ("euler1_cfg1".to_string(), few(1)),
+    ];
+    let none = Sources {
+        current: None,
+        captured: &[],
+    };
+    // The idea Live mode varies.
+    let current: Idea = generate(&m, &base, &none, None, &mut |_, _| {})
+        .expect("generate")
+        .expect("not cancelled");
+    let sources = Sources {
+        current: Some(&current),
+        captured: &[],
+    };
+    let bar_seconds = 2.0; // 4/4 at 120 BPM
+    let mut g = c.benchmark_group("live_120bpm");
+    g.sample_size(10).measurement_time(Duration::from_secs(15));
+    for (name, s) in &settings {
+        let s = GenSettings {
+            vary: Some(0.5),
+            ..s.clone()
+        };
+        let run = || {
+            generate(&m, &s, &sources, None, &mut |_, _| {})
+                .expect("generate")
+                .expect("not cancelled")
+        };
+        // The share: CPU and wall time per bar's idea over at least 2 s of work.
+        let (t0, c0) = (Instant::now(), cpu_seconds());
+        let mut n = 0u32;
+        while n < 3 || t0.elapsed() < Duration::from_secs(2) {
+            black_box(run());
+            n += 1;
+        }
+        let wall = t0.elapsed().as_secs_f64() / f64::from(n);
+        let cpu = match (c0, cpu_seconds()) {
+            (Some(a), Some(b)) => (b - a) / f64::from(n),
+            _ => wall,
+        };
+        eprintln!(
+            "live_120bpm/{name}: {:.1} ms wall, {:.1} ms CPU per bar = {:.1} % of one core \
+             ({:.1} % of the bar's wall time)",
+            wall * 1e3,
+            cpu * 1e3,
+            100.0 * cpu / bar_seconds,
+            100.0 * wall / bar_seconds
+        );
+        g.bench_function(name.as_str(), |b| b.iter(|| black_box(run())));
+    }
+    g.finish();
+}
+
+criterion_group!(benches, process_512, press_to_pattern, live_120bpm);
 criterion_main!(benches);

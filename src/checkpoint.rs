@@ -5,10 +5,16 @@
 //!   state_dict names.
 //! * A **training** checkpoint holds `net.*` (live), `ema1.*`, `ema2.*` and the optimizer state;
 //!   loading it for inference picks a weight set (EMA-1 by default, as the original samples).
-//! * The original's `.pt` files (zip + pickle) load too, see [`crate::pt`].
+//! * The original's `.pt` files (zip + pickle) load too, see [`pt`].
 //!
 //! Writes go to a temporary file that is renamed over the target, so a crash never leaves a
-//! half-written checkpoint under the real name.
+//! half-written checkpoint under the real name. Every file carries a checksum of its metadata and
+//! tensors, and every load checks the metadata against hard bounds and the tensors before
+//! anything is allocated for it, then checks that the weights are finite: a damaged or hostile
+//! file is a one-line error, never a hang or a model that writes noise.
+
+pub mod pt;
+mod verify;
 
 use crate::diffusion::Objective;
 use crate::model::{JiT, JitConfig};
@@ -19,6 +25,8 @@ use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+pub(crate) use verify::check_finite;
+pub use verify::{check_sampler, HASH_KEY};
 
 /// Version of the metadata layout; bumped on incompatible changes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -105,11 +113,57 @@ impl CheckpointMeta {
             .map_or(crate::roll::default_dip(true), |d| d as f32)
     }
 
+    /// Check everything the metadata says against hard bounds and against itself, before
+    /// anything is allocated for it: the model config, the roll, the sampler, the objective and
+    /// the class names.
+    pub fn check(&self, source: &str) -> Result<(), CheckpointError> {
+        let bad = |m: String| Err(CheckpointError::BadMetadata(source.into(), m));
+        if let Err(e) = self.config.validate() {
+            return bad(format!("config: {e}"));
+        }
+        self.check_roll(source)?;
+        check_sampler(&self.sampler)
+            .and_then(|()| verify::check_objective(&self.objective))
+            .or_else(&bad)?;
+        let n = self.config.num_classes;
+        if !self.classes.is_empty() && self.classes.len() != n {
+            return bad(format!(
+                "{} class names ({}) for a model of {n} classes",
+                self.classes.len(),
+                self.classes.join(", ")
+            ));
+        }
+        for (i, c) in self.classes.iter().enumerate() {
+            let dup = self.classes[..i].iter().any(|d| d.eq_ignore_ascii_case(c));
+            if c.trim().is_empty() || dup {
+                return bad(format!("class name `{c}` is empty or repeated"));
+            }
+        }
+        Ok(())
+    }
+
     /// Check that the roll spec fits the network: its window is the model's input, inside the
-    /// 128 MIDI pitches, with the model's channel counts.
+    /// 128 MIDI pitches, with the model's channel counts, on a grid that can be played.
     pub fn check_roll(&self, source: &str) -> Result<(), CheckpointError> {
         let (cfg, roll) = (&self.config, &self.roll);
         let bad = |m: String| Err(CheckpointError::BadMetadata(source.into(), m));
+        match roll.grid {
+            crate::roll::Grid::Beats { steps_per_beat } if !(1..=960).contains(&steps_per_beat) => {
+                return bad(format!(
+                    "roll grid of {steps_per_beat} steps per beat (1..=960)"
+                ))
+            }
+            crate::roll::Grid::Seconds { fps } if !(1..=1000).contains(&fps) => {
+                return bad(format!("roll grid of {fps} frames per second (1..=1000)"))
+            }
+            _ => {}
+        }
+        if roll.pitches == 0 || roll.frames == 0 {
+            return bad(format!(
+                "roll of {} pitches x {} frames is empty",
+                roll.pitches, roll.frames
+            ));
+        }
         if roll.pitches != cfg.input_h
             || roll.frames != cfg.input_w
             || usize::from(roll.pitch_low) + roll.pitches > 128
@@ -146,11 +200,27 @@ impl CheckpointMeta {
 /// Why a checkpoint could not be used. Each message names the exact problem.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
-    #[error("{path}: cannot read: {source}")]
-    Io {
+    /// The cause is in the message (so one line says it all), not a `source`.
+    #[error("{path}: cannot read: {error}")]
+    Io { path: String, error: std::io::Error },
+    #[error(
+        "{path}: damaged: its contents do not match the checksum written with them ({stored} \
+         recorded, {found} now); copy it again or use another checkpoint"
+    )]
+    Damaged {
         path: String,
-        #[source]
-        source: std::io::Error,
+        stored: String,
+        found: String,
+    },
+    #[error(
+        "{path}: tensor {name} holds {value} at index {index}: the weights are damaged \
+         (or the run diverged)"
+    )]
+    NonFinite {
+        path: String,
+        name: String,
+        value: f32,
+        index: usize,
     },
     #[error("{0}: not a checkpoint at all ({1})")]
     NotACheckpoint(String, String),
@@ -189,7 +259,7 @@ pub enum CheckpointError {
     UnknownClass { class: String, available: String },
     #[error("{0}: {1}")]
     Pt(String, String),
-    #[error("{0}")]
+    #[error(transparent)]
     Candle(#[from] candle_core::Error),
 }
 
@@ -262,11 +332,26 @@ pub fn expected_shapes(cfg: &JitConfig) -> Result<Vec<(String, Vec<usize>)>, Che
 
 /// Check names, shapes and dtypes of `tensors` against `cfg`. `pos_embed` may be absent (it is
 /// fixed and recomputed).
+///
+/// Listing the expected shapes builds the network once, so the config is first held to its hard
+/// bounds and to the size of the tensors there are: a config far larger than the file (a damaged
+/// `depth`) is refused before it can allocate anything.
 pub fn validate(
     path: &str,
     cfg: &JitConfig,
     tensors: &HashMap<String, Tensor>,
 ) -> Result<(), CheckpointError> {
+    let bad = |m: String| CheckpointError::BadMetadata(path.into(), m);
+    cfg.validate().map_err(|e| bad(format!("config: {e}")))?;
+    let held: usize = tensors.values().map(Tensor::elem_count).sum();
+    let declared = cfg.param_count();
+    if declared > held.saturating_mul(4).saturating_add(1 << 20) {
+        return Err(bad(format!(
+            "the config describes {declared} parameters (hidden {}, depth {}, heads {}, \
+             {}x{} input), the file holds {held}",
+            cfg.hidden_size, cfg.depth, cfg.num_heads, cfg.input_h, cfg.input_w
+        )));
+    }
     let expected = expected_shapes(cfg)?;
     for (name, shape) in &expected {
         let Some(t) = tensors.get(name) else {
@@ -315,37 +400,37 @@ pub fn save(
     tensors: &[(String, Tensor)],
     meta: &CheckpointMeta,
 ) -> Result<(), SaveError> {
+    let name = path.display().to_string();
+    let format = |message: String| SaveError::Format {
+        path: name.clone(),
+        message,
+    };
     let mut md = HashMap::new();
     md.insert(
         META_KEY.to_string(),
-        serde_json::to_string(meta).map_err(|e| SaveError::Format(e.to_string()))?,
+        serde_json::to_string(meta).map_err(|e| format(e.to_string()))?,
     );
     md.insert("format".to_string(), "jit-music".to_string());
     md.insert("format_version".to_string(), FORMAT_VERSION.to_string());
+    md.insert(HASH_KEY.to_string(), verify::PLACEHOLDER.to_string());
     let data: Vec<(String, Tensor)> = tensors
         .iter()
         .map(|(k, t)| Ok((k.clone(), t.to_device(&Device::Cpu)?.contiguous()?)))
-        .collect::<candle_core::Result<_>>()?;
-    let views: Vec<(&str, &Tensor)> = data.iter().map(|(k, t)| (k.as_str(), t)).collect();
+        .collect::<candle_core::Result<_>>()
+        .map_err(|e| format(e.to_string()))?;
+    let views = data.iter().map(|(k, t)| (k.as_str(), t));
+    let mut bytes =
+        safetensors::tensor::serialize(views, Some(md)).map_err(|e| format(e.to_string()))?;
+    verify::seal(&mut bytes).map_err(format)?;
     let tmp = tmp_path(path);
-    let result = (|| -> Result<(), SaveError> {
-        let bytes = serialize(&views, md)?;
-        write_synced(&tmp, &bytes)?;
-        std::fs::rename(&tmp, path)?;
-        Ok(())
-    })();
+    let result = write_synced(&tmp, &bytes).and_then(|()| std::fs::rename(&tmp, path));
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
-    result
+    result.map_err(|error| SaveError::Io { path: name, error })
 }
 
-/// Serialize tensors to safetensors bytes with metadata (candle's `Tensor` is a safetensors `View`).
-fn serialize(views: &[(&str, &Tensor)], md: HashMap<String, String>) -> Result<Vec<u8>, SaveError> {
-    safetensors::tensor::serialize(views.iter().map(|(k, t)| (*k, *t)), Some(md))
-        .map_err(|e| SaveError::Format(e.to_string()))
-}
-
+/// `NAME.tmpPID` beside `path`: where `save` writes before renaming (see [`is_stale_tmp`]).
 fn tmp_path(path: &Path) -> PathBuf {
     let mut name = path
         .file_name()
@@ -355,6 +440,20 @@ fn tmp_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// Whether `file` is a temporary file of [`save`] left by another process (one killed while
+/// writing): `*.safetensors.tmpPID` with a PID other than ours.
+pub fn is_stale_tmp(file: &Path) -> bool {
+    let Some(name) = file.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    name.rsplit_once(".tmp").is_some_and(|(stem, pid)| {
+        stem.ends_with(".safetensors")
+            && !pid.is_empty()
+            && pid.bytes().all(|b| b.is_ascii_digit())
+            && pid != std::process::id().to_string()
+    })
+}
+
 fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let mut f = std::fs::File::create(path)?;
@@ -362,15 +461,13 @@ fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
-/// Why a checkpoint could not be written.
+/// Why a checkpoint could not be written; each names the file, with the cause in the message.
 #[derive(Debug, thiserror::Error)]
 pub enum SaveError {
-    #[error("cannot write checkpoint: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("cannot write checkpoint: {0}")]
-    Candle(#[from] candle_core::Error),
-    #[error("cannot write checkpoint: {0}")]
-    Format(String),
+    #[error("cannot write checkpoint {path}: {error}")]
+    Io { path: String, error: std::io::Error },
+    #[error("cannot write checkpoint {path}: {message}")]
+    Format { path: String, message: String },
 }
 
 /// Parsed safetensors: metadata plus CPU tensors.
@@ -379,14 +476,25 @@ pub struct RawCheckpoint {
     pub tensors: HashMap<String, Tensor>,
 }
 
-/// Read one of our checkpoints from bytes (`name` is for messages).
+/// Read one of our checkpoints from bytes (`name` is for messages): the checksum when there is
+/// one, then the metadata against its bounds, and only then the tensors.
 pub fn read_bytes(name: &str, bytes: &[u8]) -> Result<RawCheckpoint, CheckpointError> {
-    let (_, st_meta) = safetensors::SafeTensors::read_metadata(bytes)
+    let (header_len, st_meta) = safetensors::SafeTensors::read_metadata(bytes)
         .map_err(|e| CheckpointError::NotACheckpoint(name.into(), e.to_string()))?;
     let md = st_meta.metadata().clone().unwrap_or_default();
     let Some(json) = md.get(META_KEY) else {
         return Err(CheckpointError::NoMetadata(name.into()));
     };
+    if let Some(stored) = md.get(HASH_KEY) {
+        let found = verify::checksum(bytes, header_len, &st_meta);
+        if *stored != found {
+            return Err(CheckpointError::Damaged {
+                path: name.into(),
+                stored: stored.clone(),
+                found,
+            });
+        }
+    }
     let version: u32 = md
         .get("format_version")
         .and_then(|v| v.parse().ok())
@@ -407,6 +515,7 @@ pub fn read_bytes(name: &str, bytes: &[u8]) -> Result<RawCheckpoint, CheckpointE
             supported: FORMAT_VERSION,
         });
     }
+    meta.check(name)?;
     let tensors = candle_core::safetensors::load_buffer(bytes, &Device::Cpu)
         .map_err(|e| CheckpointError::NotACheckpoint(name.into(), e.to_string()))?;
     Ok(RawCheckpoint { meta, tensors })
@@ -437,6 +546,7 @@ pub fn select_weights(
         }
     };
     validate(name, &raw.meta.config, &tensors)?;
+    verify::check_finite(name, &tensors)?;
     let mut meta = raw.meta;
     meta.kind = Kind::Inference;
     Ok(ModelWeights {
@@ -450,15 +560,34 @@ pub fn select_weights(
 /// original's `.pt` (by extension or zip magic).
 pub fn load(path: &Path, which: Weights) -> Result<ModelWeights, CheckpointError> {
     let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
+    let bytes = std::fs::read(path).map_err(|error| CheckpointError::Io {
         path: name.clone(),
-        source,
+        error,
     })?;
     if bytes.starts_with(b"PK") {
-        return crate::pt::load_pt_bytes(&name, &bytes, which);
+        return pt::load_pt_bytes(&name, &bytes, which);
     }
     let raw = read_bytes(&name, &bytes)?;
     select_weights(&name, raw, which)
+}
+
+/// The metadata alone, unchecked and without the tensors: cheap enough for help texts.
+pub fn read_meta(name: &str, bytes: &[u8]) -> Result<CheckpointMeta, CheckpointError> {
+    let (_, st_meta) = safetensors::SafeTensors::read_metadata(bytes)
+        .map_err(|e| CheckpointError::NotACheckpoint(name.into(), e.to_string()))?;
+    let json = st_meta
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(META_KEY))
+        .ok_or_else(|| CheckpointError::NoMetadata(name.into()))?;
+    serde_json::from_str(json).map_err(|e| CheckpointError::BadMetadata(name.into(), e.to_string()))
+}
+
+/// The checksum a safetensors checkpoint records, if it has one (files written before checksums
+/// have none; `inspect` says so).
+pub fn stored_hash(bytes: &[u8]) -> Option<String> {
+    let (_, md) = safetensors::SafeTensors::read_metadata(bytes).ok()?;
+    md.metadata().as_ref()?.get(HASH_KEY).cloned()
 }
 
 /// Load an inference checkpoint from bytes (the embedded default model).

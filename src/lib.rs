@@ -18,6 +18,5 @@ pub mod model;
 pub mod ops;
 #[cfg(feature = "plugin")]
 pub mod plugin;
-pub mod pt;
 pub mod roll;
 pub mod sampler;

@@ -234,6 +234,12 @@ pub struct Inputs<'a> {
     pub cond: Option<&'a Conditioning>,
     /// A region that must come back exactly.
     pub inpaint: Option<&'a Inpaint>,
+    /// Where on the path the start image lies: 0 for pure noise; above 0 for a variation (an
+    /// earlier output re-noised to this time), sampled over `[t_start, 1]`.
+    pub t_start: f32,
+    /// The noise the kept region's path is drawn with: the start image itself unless the start
+    /// is a re-noised earlier output.
+    pub noise: Option<&'a Tensor>,
 }
 
 impl<'a> Inputs<'a> {
@@ -244,6 +250,8 @@ impl<'a> Inputs<'a> {
             null_label,
             cond: None,
             inpaint: None,
+            t_start: 0.0,
+            noise: None,
         }
     }
 }
@@ -267,13 +275,20 @@ where
         null_label,
         cond,
         inpaint,
+        t_start,
+        noise,
     } = inputs;
     let steps = cfg.steps.max(1);
     let z0 = z0.to_dtype(DType::F32)?;
     let labels = labels.to_dtype(DType::U32)?;
     let b = z0.dim(0)?;
     let null = Tensor::full(null_label, b, z0.device())?;
-    let ts = linspace(steps + 1);
+    let t0 = t_start.clamp(0.0, 1.0);
+    // The original's grid over [0, 1], moved onto [t0, 1] (exactly itself for t0 = 0).
+    let ts: Vec<f32> = linspace(steps + 1)
+        .into_iter()
+        .map(|t| if t0 == 0.0 { t } else { t0 + (1.0 - t0) * t })
+        .collect();
     let mut ctx = Ctx {
         net: &net,
         labels: &labels,
@@ -284,6 +299,10 @@ where
         total: cfg.forwards(),
     };
     let cancelled = |h: &Hooks| h.cancel.is_some_and(|c| c.load(Ordering::Relaxed));
+    let e = match noise {
+        Some(n) => n.to_dtype(DType::F32)?,
+        None => z0.clone(),
+    };
     let mut z = z0.clone();
     for i in 0..steps {
         if cancelled(&hooks) {
@@ -291,7 +310,7 @@ where
         }
         let (t, t_next) = (ts[i], ts[i + 1]);
         if let Some(ip) = inpaint {
-            z = ip.project(&z, t, &z0)?;
+            z = ip.project(&z, t, &e)?;
         }
         let dt = f64::from(t_next - t);
         let v = ctx.velocity(&z, t, &mut hooks)?;
@@ -299,7 +318,7 @@ where
         z = if cfg.method == Method::Heun && !last {
             let mut z_euler = (&z + (&v * dt)?)?;
             if let Some(ip) = inpaint {
-                z_euler = ip.project(&z_euler, t_next, &z0)?;
+                z_euler = ip.project(&z_euler, t_next, &e)?;
             }
             let v_next = ctx.velocity(&z_euler, t_next, &mut hooks)?;
             (&z + (((v + v_next)? * 0.5)? * dt)?)?

@@ -5,7 +5,7 @@ mod common;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use jit_music::checkpoint::{self, CheckpointError, CheckpointMeta, Kind, RollSpec, Weights};
-use jit_music::model::{JiT, JitConfig, Path};
+use jit_music::model::{JiT, JitConfig, OpPath};
 
 /// Pins the importer: ema1 list mapped onto state_dict order, "net." prefixes stripped, config
 /// inferred from shapes + args; the output equals the original model with its ema1 weights.
@@ -28,7 +28,7 @@ fn original_pt_imports_and_reproduces_ema1_forward() {
             None,
             &g["input.t"],
             &g["input.y"],
-            Path::Inference,
+            OpPath::Inference,
         )
         .unwrap();
     let got: Vec<f32> = x.flatten_all().unwrap().to_vec1().unwrap();
@@ -88,14 +88,14 @@ fn roundtrip_and_clear_errors() {
     let t = Tensor::new(&[0.3f32], &Device::Cpu).unwrap();
     let y = Tensor::new(&[1u32], &Device::Cpu).unwrap();
     let a = net
-        .forward(&z, None, &t, &y, Path::Inference)
+        .forward(&z, None, &t, &y, OpPath::Inference)
         .unwrap()
         .flatten_all()
         .unwrap()
         .to_vec1::<f32>()
         .unwrap();
     let b = net2
-        .forward(&z, None, &t, &y, Path::Inference)
+        .forward(&z, None, &t, &y, OpPath::Inference)
         .unwrap()
         .flatten_all()
         .unwrap()

@@ -10,7 +10,7 @@ use jit_music::generate::{Generator, Method};
 use jit_music::model::{JiT, JitConfig};
 use jit_music::plugin::generate::{generate, GenSettings, Sources};
 use jit_music::plugin::history::Idea;
-use jit_music::plugin::params::Mode;
+use jit_music::plugin::params::Workflow;
 use jit_music::plugin::pattern::PatternNote;
 use jit_music::roll::{score_to_roll, Grid, RollNote, RollOptions, Velocity};
 use std::path::{Path, PathBuf};
@@ -140,16 +140,21 @@ fn cli_and_plugin_make_the_same_notes() {
         bar_ticks: 4 * 960,
         notes: Vec::new(),
         roll: None,
+        chords: None,
         info: Default::default(),
     };
     current.set_notes(&ticks);
-    let first_half: Vec<PatternNote> = ticks.iter().filter(|n| n.start < 4 * 3840).copied().collect();
+    let first_half: Vec<PatternNote> = ticks
+        .iter()
+        .filter(|n| n.start < 4 * 3840)
+        .copied()
+        .collect();
 
     let base = GenSettings {
         seed: 11,
-        steps: 3,
-        method: Method::Euler,
-        cfg: 2.0,
+        steps: Some(3),
+        method: Some(Method::Euler),
+        guidance: Some(2.0),
         style: 2,
         threshold: 0.3,
         velocity: Velocity::Fixed(100),
@@ -157,9 +162,9 @@ fn cli_and_plugin_make_the_same_notes() {
         fill: (5, 6),
         ..GenSettings::default()
     };
-    let cases: [(Mode, &[&str], Sources); 3] = [
+    let cases: [(Workflow, &[&str], Sources); 3] = [
         (
-            Mode::Continue,
+            Workflow::Continue,
             &["--keep-bars", "4"],
             Sources {
                 current: None,
@@ -167,7 +172,7 @@ fn cli_and_plugin_make_the_same_notes() {
             },
         ),
         (
-            Mode::Fill,
+            Workflow::Fill,
             &["--fill", "5..6"],
             Sources {
                 current: Some(&current),
@@ -175,7 +180,7 @@ fn cli_and_plugin_make_the_same_notes() {
             },
         ),
         (
-            Mode::KeepBand,
+            Workflow::KeepBand,
             &["--keep-pitches", "55..80"],
             Sources {
                 current: Some(&current),
@@ -184,7 +189,10 @@ fn cli_and_plugin_make_the_same_notes() {
         ),
     ];
     for (mode, flags, sources) in cases {
-        let s = GenSettings { mode, ..base.clone() };
+        let s = GenSettings {
+            workflow: mode,
+            ..base.clone()
+        };
         let idea = generate(&gen, &s, &sources, None, &mut |_, _| {})
             .unwrap()
             .unwrap();
@@ -222,5 +230,82 @@ fn cli_and_plugin_make_the_same_notes() {
         assert!(!plugin.is_empty());
         assert_eq!(cli, plugin, "{mode:?}: the CLI and the plugin disagree");
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Chords and the model's own sampler: `generate --chords` with no sampler flags and the plugin
+/// with its sampler on auto and the same progression typed give the same notes from a model
+/// that takes chords and recommends two Euler steps without guidance.
+#[test]
+fn cli_and_plugin_follow_the_same_chords() {
+    use jit_music::plugin::chords::progression;
+    use jit_music::roll::{Channels, Conditions};
+    let dir = std::env::temp_dir().join(format!("jit-cli-plugin-chords-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut weights = tiny_weights();
+    let meta = &mut weights.meta;
+    meta.config.in_channels = 2;
+    meta.config.cond_channels = 5;
+    meta.roll.channels = Channels::OnsetSustain;
+    meta.roll.articulation = false;
+    meta.roll.conditions = Conditions {
+        known: true,
+        chords: true,
+    };
+    meta.sampler.method = Method::Euler;
+    meta.sampler.steps = 2;
+    meta.sampler.cfg_scale = 1.0;
+    let vm = VarMap::new();
+    let net = JiT::new(
+        &weights.meta.config,
+        VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu),
+    )
+    .unwrap();
+    weights.tensors = net.named_tensors().into_iter().collect();
+    let ckpt = dir.join("tiny-chords.safetensors");
+    checkpoint::save_inference(&ckpt, &net, &weights.meta).unwrap();
+    let gen = Generator::new(weights, Device::Cpu).unwrap();
+
+    let text = "C | G | Am F | F";
+    let s = GenSettings {
+        seed: 5,
+        style: 1,
+        threshold: 0.3,
+        chords: Some(progression(text, 8, (4, 4)).unwrap()),
+        ..GenSettings::default()
+    };
+    let none = Sources {
+        current: None,
+        captured: &[],
+    };
+    let idea = generate(&gen, &s, &none, None, &mut |_, _| {})
+        .unwrap()
+        .unwrap();
+    let out = dir.join("chords");
+    let args = [
+        "--ckpt",
+        ckpt.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--seed",
+        "5",
+        "--num-samples",
+        "1",
+        "--class",
+        "a",
+        "--threshold",
+        "0.3",
+        "--chords",
+        text,
+    ];
+    let o = Command::new(generate_bin()).args(args).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let plugin = idea_notes(&idea);
+    assert!(!plugin.is_empty());
+    assert_eq!(
+        file_notes(&out.join("sample_0000.mid")),
+        plugin,
+        "the CLI and the plugin disagree"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

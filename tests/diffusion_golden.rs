@@ -5,7 +5,7 @@ mod common;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use jit_music::diffusion::Objective;
-use jit_music::model::{JiT, JitConfig, Path};
+use jit_music::model::{JiT, JitConfig, OpPath};
 use jit_music::sampler::{sample, Hooks, Inputs, Method, SamplerConfig};
 use std::collections::HashMap;
 
@@ -43,7 +43,7 @@ fn loss_matches_original() {
         .to_vec1::<f32>()
         .unwrap()[0];
     let obj = Objective::default();
-    for path in [Path::Inference, Path::Training, Path::Reference] {
+    for path in [OpPath::Inference, OpPath::Training, OpPath::Reference] {
         let loss = obj
             .v_loss(
                 |z, c, t, y| net.forward(z, c, t, y, path),
@@ -79,7 +79,7 @@ fn samplers_match_original() {
             ..Default::default()
         };
         let out = sample(
-            |z, c, t, y| net.forward(z, c, t, y, Path::Inference),
+            |z, c, t, y| net.forward(z, c, t, y, OpPath::Inference),
             &g["input.z0"],
             Inputs::labels(&g["input.y"], net.null_label()),
             &cfg,

@@ -4,7 +4,7 @@ mod common;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
-use jit_music::model::{JiT, JitConfig, Path};
+use jit_music::model::{JiT, JitConfig, OpPath};
 use std::collections::HashMap;
 
 fn load_case(file: &str) -> (JiT, HashMap<String, Tensor>) {
@@ -29,7 +29,7 @@ fn safetensors_metadata(path: &std::path::Path) -> HashMap<String, String> {
 fn check(file: &str) {
     let (net, t) = load_case(file);
     let want: Vec<f32> = t["output.x"].flatten_all().unwrap().to_vec1().unwrap();
-    for path in [Path::Inference, Path::Training, Path::Reference] {
+    for path in [OpPath::Inference, OpPath::Training, OpPath::Reference] {
         let x = net
             .forward(&t["input.z"], None, &t["input.t"], &t["input.y"], path)
             .unwrap();

@@ -126,7 +126,7 @@ fn model_gradients_match_reference_path() {
     use candle_core::DType;
     use candle_nn::{VarBuilder, VarMap};
     use jit_music::diffusion::Objective;
-    use jit_music::model::{JiT, JitConfig, Path};
+    use jit_music::model::{JiT, JitConfig, OpPath};
     for (channels, cond_channels, patch_w) in [(1, 0, 16), (2, 5, 8)] {
         let mut cfg = JitConfig::preset("tiny", 128, 128, 2).unwrap();
         cfg.in_channels = channels;
@@ -139,7 +139,7 @@ fn model_gradients_match_reference_path() {
             .unwrap();
         let c = (cond_channels > 0).then(|| rand(&[2, cond_channels, 128, 128], 22));
         let obj = Objective::default();
-        let grads = |path: Path| {
+        let grads = |path: OpPath| {
             let loss = obj
                 .loss(
                     |z, c, t, y| net.forward(z, c, t, y, path),
@@ -159,8 +159,8 @@ fn model_gradients_match_reference_path() {
             out.sort_by(|a, b| a.0.cmp(&b.0));
             (loss.to_scalar::<f32>().unwrap(), out)
         };
-        let (lf, gf) = grads(Path::Training);
-        let (lr, gr) = grads(Path::Reference);
+        let (lf, gf) = grads(OpPath::Training);
+        let (lr, gr) = grads(OpPath::Reference);
         assert!(((lf - lr) / lr).abs() < 1e-5, "loss {lf} vs {lr}");
         for ((k, a), (_, b)) in gf.iter().zip(&gr) {
             let e = common::rel_l2(a, b);

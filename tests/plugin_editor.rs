@@ -1,10 +1,12 @@
 //! The editor opens in a real X11 window through CLAP's GUI extension (as a host embeds it),
-//! draws the current idea while the transport runs, and closes cleanly.
+//! draws the current idea under the chord lane (a typed progression), repaints the moving
+//! playhead while the transport runs with no input event at all (no pointer or key), and closes
+//! cleanly.
 //!
-//! Needs an X server; without `DISPLAY` it says so and passes. Under Xvfb, with a screenshot:
-//! `JIT_MUSIC_SCREENSHOT=docs/plugin-editor.png xvfb-run -s "-screen 0 1280x900x24" \
+//! Needs an X server: without `DISPLAY` it starts its own Xvfb (and fails, saying so, where Xvfb
+//! is not installed). Locally, with a screenshot:
+//! `JIT_MUSIC_SCREENSHOT=docs/plugin-editor.png xvfb-run -s "-screen 0 1280x1024x24" \
 //!   cargo test --test plugin_editor -- --nocapture`
-//! (the picture is taken with `xwd` and written as PNG here).
 #![cfg(all(feature = "plugin", target_os = "linux"))]
 
 use clack_host::events::event_types::{TransportEvent, TransportFlags};
@@ -125,7 +127,8 @@ unsafe extern "C" fn read_stream(s: *const clap_istream, buf: *mut c_void, n: u6
 
 /// An 8-bar idea from the embedded default model (seed 4242, style "pop" when it has one).
 fn generated_idea() -> Option<serde_json::Value> {
-    use jit_music::plugin::generate::{generate, GenSettings, Model, Prompt};
+    use jit_music::generate::Generator;
+    use jit_music::plugin::generate::{generate, GenSettings, Sources};
     let w = jit_music::default_model::load().ok()?;
     let style = w
         .meta
@@ -133,17 +136,17 @@ fn generated_idea() -> Option<serde_json::Value> {
         .iter()
         .position(|c| c.eq_ignore_ascii_case("pop"))
         .map_or(0, |i| i as i32 + 1);
-    let model = Model::build(&w, candle_core::Device::Cpu).ok()?;
+    let model = Generator::new(w.clone(), candle_core::Device::Cpu).ok()?;
     let s = GenSettings {
         seed: 4242,
         style,
         ..GenSettings::default()
     };
-    let prompt = Prompt {
+    let sources = Sources {
         current: None,
         captured: &[],
     };
-    let mut idea = generate(&model, &s, &prompt, None, &mut |_, _| {}).ok()??;
+    let mut idea = generate(&model, &s, &sources, None, &mut |_, _| {}).ok()??;
     // A model early in training gives noise (thousands of notes); show the hand-made idea then.
     if idea.notes.len() > 800 {
         return None;
@@ -158,9 +161,13 @@ fn generated_idea() -> Option<serde_json::Value> {
     serde_json::to_value(&idea).ok()
 }
 
+/// The idea, and a typed progression for the chord lane (the default model takes no chords
+/// yet, so the lane shows them as the next idea's, with a note saying so).
 fn session() -> String {
     let idea = generated_idea().unwrap_or_else(handmade_idea);
-    serde_json::json!({"version": 1, "ideas": [idea], "current": 0}).to_string()
+    serde_json::json!({"version": 1, "ideas": [idea], "current": 0,
+                       "chords": {"text": "C | Am | F | G"}})
+    .to_string()
 }
 
 /// An 8-bar idea to look at without a model: bass, chords and a melody (ticks, PPQ 960).
@@ -189,7 +196,8 @@ fn handmade_idea() -> serde_json::Value {
 
 fn load_state(instance: &PluginInstance<Host>) {
     let json = serde_json::to_vec(&serde_json::json!({
-        "version": "0.1.0", "params": {}, "fields": {"session": session()}
+        "version": "0.1.0", "params": {"chords": {"string": "typed"}},
+        "fields": {"session": session()}
     }))
     .expect("json");
     let mut bytes = (json.len() as u64).to_le_bytes().to_vec();
@@ -204,14 +212,18 @@ fn load_state(instance: &PluginInstance<Host>) {
     assert!(unsafe { st.load.expect("load")(instance.raw_instance(), &stream) });
 }
 
-fn transport(sample: u64) -> TransportEvent {
+/// The host's transport at `sample` of the song, playing or stopped there.
+fn transport(sample: u64, playing: bool) -> TransportEvent {
     let beats = sample as f64 / 24_000.0;
+    let mut flags = TransportFlags::HAS_TEMPO
+        | TransportFlags::HAS_BEATS_TIMELINE
+        | TransportFlags::HAS_TIME_SIGNATURE;
+    if playing {
+        flags |= TransportFlags::IS_PLAYING;
+    }
     TransportEvent {
         header: EventHeader::new_core(0, EventFlags::empty()),
-        flags: TransportFlags::HAS_TEMPO
-            | TransportFlags::HAS_BEATS_TIMELINE
-            | TransportFlags::HAS_TIME_SIGNATURE
-            | TransportFlags::IS_PLAYING,
+        flags,
         song_pos_beats: BeatTime::from_float(beats),
         song_pos_seconds: SecondsTime::from_float(sample as f64 / 48_000.0),
         tempo: 120.0,
@@ -227,16 +239,57 @@ fn transport(sample: u64) -> TransportEvent {
     }
 }
 
-#[test]
-fn editor_opens_in_an_x11_window() {
-    if std::env::var_os("DISPLAY").is_none() {
-        eprintln!("no DISPLAY: skipping the editor test (run it under xvfb-run)");
+/// Starts Xvfb for this test when no X display is set. `-terminate` ends it when its last
+/// client disconnects, i.e. when this process exits: killing it earlier would make Xlib end the
+/// process from the plugin's still-connected window thread.
+fn start_virtual_display_if_needed() {
+    if std::env::var_os("DISPLAY").is_some() {
         return;
     }
+    // -displayfd 1: Xvfb picks a free display number and prints it once it accepts connections.
+    let mut child = std::process::Command::new("Xvfb")
+        .args([
+            "-displayfd",
+            "1",
+            "-terminate",
+            "-screen",
+            "0",
+            "1280x1024x24",
+        ])
+        .args(["-nolisten", "tcp"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("no DISPLAY and no Xvfb: install xvfb (apt install xvfb) or run under an X server");
+    let mut line = String::new();
+    let stdout = child.stdout.take().expect("Xvfb stdout");
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+        .expect("Xvfb display number");
+    let n: u32 = line
+        .trim()
+        .parse()
+        .expect("Xvfb printed its display number");
+    std::env::set_var("DISPLAY", format!(":{n}"));
+    // Reaped when it ends (after this process's last X connection closes).
+    std::thread::spawn(move || child.wait());
+}
+
+#[test]
+fn editor_opens_in_an_x11_window() {
+    start_virtual_display_if_needed();
     let xlib = x11_dl::xlib::Xlib::open().expect("libX11");
     // SAFETY: plain Xlib calls on a display we open and close here.
     let display = unsafe { (xlib.XOpenDisplay)(std::ptr::null()) };
     assert!(!display.is_null(), "cannot open the X display");
+    // The pointer goes to the far corner, outside the editor: no enter or motion events.
+    // SAFETY: Xlib on our display.
+    unsafe {
+        let root = (xlib.XDefaultRootWindow)(display);
+        let screen = (xlib.XDefaultScreenOfDisplay)(display);
+        let (sw, sh) = ((*screen).width, (*screen).height);
+        (xlib.XWarpPointer)(display, 0, root, 0, 0, 0, 0, sw - 1, sh - 1);
+        (xlib.XSync)(display, 0);
+    }
 
     // SAFETY: our own plugin library.
     let entry = unsafe { PluginEntry::load(plugin_path()) }.expect("entry");
@@ -288,7 +341,9 @@ fn editor_opens_in_an_x11_window() {
         let root = (xlib.XRootWindow)(display, screen);
         let win = (xlib.XCreateSimpleWindow)(display, root, 0, 0, w, h, 0, 0, 0);
         (xlib.XMapWindow)(display, win);
-        (xlib.XFlush)(display);
+        // XSync, not XFlush: the editor reparents from its own X connection, so the server must
+        // have made this window before set_parent (a rare BadWindow otherwise).
+        (xlib.XSync)(display, 0);
         win
     };
     let window = clap_window {
@@ -301,18 +356,39 @@ fn editor_opens_in_an_x11_window() {
         assert!(gui.show.expect("show")(plugin));
     }
 
-    // Let it draw while the transport runs (the playhead moves); serve main-thread callbacks.
+    // The host stops for 100 blocks (the editor settles and stops asking for frames), then plays
+    // for 300 (the playhead moves); main-thread callbacks are served. Every 20 blocks of play the
+    // window's pixels are read back: the picture must change, with no input event sent to the
+    // window. (Before the audio thread asked for repaints, it stayed as it was when play began.)
+    let mut frames: Vec<u64> = Vec::new();
+    let mut first: Option<image::RgbImage> = None;
     let mut sample = 0u64;
-    let (ins, mut outs) = (
-        // SAFETY: no audio ports.
-        unsafe { InputAudioBuffers::from_raw_buffers(&[], 512) },
-        unsafe { OutputAudioBuffers::from_raw_buffers(&mut [], 512) },
+    let mut block = 0u32;
+    // Stereo in and out: the plugin's first (default) layout.
+    let (mut ports_in, mut ports_out) = (
+        AudioPorts::with_capacity(2, 1),
+        AudioPorts::with_capacity(2, 1),
     );
+    let mut audio_in = [vec![0f32; 512], vec![0f32; 512]];
+    let mut audio_out = [vec![0f32; 512], vec![0f32; 512]];
     let in_events = EventBuffer::new();
     let mut out_events = EventBuffer::with_capacity(1024);
-    for _ in 0..300 {
-        let t = transport(sample);
+    while block < 400 {
+        let playing = block >= 100;
+        let t = transport(sample, playing);
         out_events.clear();
+        let ins = ports_in.with_input_buffers([AudioPortBuffer {
+            latency: 0,
+            channels: AudioPortBufferType::f32_input_only(
+                audio_in.iter_mut().map(InputChannel::variable),
+            ),
+        }]);
+        let mut outs = ports_out.with_output_buffers([AudioPortBuffer {
+            latency: 0,
+            channels: AudioPortBufferType::f32_output_only(
+                audio_out.iter_mut().map(|b| b.as_mut_slice()),
+            ),
+        }]);
         audio
             .process(
                 &ins,
@@ -323,20 +399,40 @@ fn editor_opens_in_an_x11_window() {
                 Some(&t),
             )
             .expect("process");
-        sample += 512;
+        block += 1;
+        if playing {
+            sample += 512;
+        }
         if CALLBACK.swap(false, Ordering::AcqRel) {
             instance.call_on_main_thread_callback();
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
+        if playing && block % 20 == 0 {
+            let img = grab(&xlib, display, parent, w, h);
+            let hash = pixel_hash(&img);
+            if frames.last() != Some(&hash) {
+                frames.push(hash);
+            }
+            first.get_or_insert(img);
+        }
     }
+    let first = first.expect("no frame read back");
+    let colours: std::collections::HashSet<[u8; 3]> = first.pixels().map(|p| p.0).collect();
+    assert!(
+        colours.len() > 8,
+        "the editor drew nothing ({} colours)",
+        colours.len()
+    );
+    assert!(
+        frames.len() >= 3,
+        "the playhead did not move without input events ({} distinct frames)",
+        frames.len()
+    );
 
     if let Some(path) = std::env::var_os("JIT_MUSIC_SCREENSHOT") {
-        let xwd = std::process::Command::new("xwd")
-            .args(["-silent", "-id", &parent.to_string()])
-            .output()
-            .expect("xwd");
-        assert!(xwd.status.success(), "xwd failed");
-        xwd_to_png(&xwd.stdout, std::path::Path::new(&path));
+        grab(&xlib, display, parent, w, h)
+            .save(&path)
+            .expect("write png");
         eprintln!("screenshot: {}", PathBuf::from(path).display());
     }
 
@@ -350,33 +446,55 @@ fn editor_opens_in_an_x11_window() {
     instance.deactivate(audio.stop_processing());
 }
 
-/// An `xwd` dump (ZPixmap, 24/32 bits per pixel) to a PNG file.
-fn xwd_to_png(x: &[u8], path: &std::path::Path) {
-    let field = |i: usize| u32::from_be_bytes([x[4 * i], x[4 * i + 1], x[4 * i + 2], x[4 * i + 3]]);
-    let (header, format, w, h) = (field(0) as usize, field(2), field(4), field(5));
-    let (lsb, bpp, stride) = (field(7) == 0, field(11), field(12) as usize);
-    let (rm, gm, bm, ncolors) = (field(14), field(15), field(16), field(19) as usize);
-    assert!(
-        format == 2 && bpp == 32,
-        "unexpected xwd format {format}, {bpp} bits"
-    );
-    let data = &x[header + 12 * ncolors..];
-    let channel = |p: u32, m: u32| ((p & m) >> m.trailing_zeros()) as u8;
-    let mut img = image::RgbImage::new(w, h);
-    for (y, row) in data.chunks(stride).take(h as usize).enumerate() {
-        for (xx, px) in row.chunks(4).take(w as usize).enumerate() {
-            let b = [px[0], px[1], px[2], px[3]];
-            let p = if lsb {
-                u32::from_le_bytes(b)
-            } else {
-                u32::from_be_bytes(b)
-            };
-            img.put_pixel(
-                xx as u32,
-                y as u32,
-                image::Rgb([channel(p, rm), channel(p, gm), channel(p, bm)]),
-            );
+/// The window's pixels as the X server has them (children included), read with XGetImage.
+fn grab(
+    xlib: &x11_dl::xlib::Xlib,
+    display: *mut x11_dl::xlib::Display,
+    win: u64,
+    w: u32,
+    h: u32,
+) -> image::RgbImage {
+    // SAFETY: Xlib on our display and window; the image is freed before returning.
+    unsafe {
+        (xlib.XSync)(display, 0);
+        let img = (xlib.XGetImage)(display, win, 0, 0, w, h, !0, x11_dl::xlib::ZPixmap);
+        assert!(!img.is_null(), "XGetImage failed");
+        let im = &*img;
+        assert_eq!(im.bits_per_pixel, 32, "unexpected visual");
+        let data = std::slice::from_raw_parts(
+            im.data as *const u8,
+            (im.bytes_per_line * im.height) as usize,
+        );
+        let channel = |p: u32, m: u64| ((u64::from(p) & m) >> m.trailing_zeros()) as u8;
+        let mut out = image::RgbImage::new(w, h);
+        for (y, row) in data
+            .chunks(im.bytes_per_line as usize)
+            .take(h as usize)
+            .enumerate()
+        {
+            for (x, px) in row.chunks(4).take(w as usize).enumerate() {
+                let b = [px[0], px[1], px[2], px[3]];
+                let p = if im.byte_order == x11_dl::xlib::LSBFirst {
+                    u32::from_le_bytes(b)
+                } else {
+                    u32::from_be_bytes(b)
+                };
+                let rgb = [
+                    channel(p, im.red_mask),
+                    channel(p, im.green_mask),
+                    channel(p, im.blue_mask),
+                ];
+                out.put_pixel(x as u32, y as u32, image::Rgb(rgb));
+            }
         }
+        (xlib.XDestroyImage)(img);
+        out
     }
-    img.save(path).expect("write png");
+}
+
+fn pixel_hash(img: &image::RgbImage) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    img.as_raw().hash(&mut h);
+    h.finish()
 }

@@ -6,7 +6,7 @@
 # REF: the held-out song folders (POP909 layout, beat annotations beside each file).
 set -euo pipefail
 ckpt=$1; out=$2; shift 2
-REF=${REF:-/work/eval/ref}; BIN=${BIN:-target/release}
+REF=${REF:?set REF to the folder of held-out song folders}; BIN=${BIN:-target/release}
 BARS=${BARS:-"9 25 41"}; SEEDS=${SEEDS:-"1 2"}
 ck=(); [ "$ckpt" != default ] && ck=(--ckpt "$ckpt")
 rm -rf "$out"; mkdir -p "$out/continue" "$out/fill"

@@ -5,7 +5,7 @@
 //! The config is inferred from the tensor shapes plus `args` (img_h, img_w, class_num and the
 //! sampler settings), so the file needs no side information.
 
-use crate::checkpoint::{
+use super::{
     validate, CheckpointError, CheckpointMeta, Kind, ModelWeights, RollSpec, Weights,
     FORMAT_VERSION,
 };
@@ -199,23 +199,33 @@ pub fn infer_config(
                 name: k.into(),
             })
     };
+    // The first dimension of a tensor (an error for a 0-d one, which no real weight is).
+    let dim0 = |k: &str| -> Result<usize, CheckpointError> {
+        dims(k)?
+            .first()
+            .copied()
+            .ok_or_else(|| err(name, format!("{k} is a scalar")))
+    };
     let p1 = dims("x_embedder.proj1.weight")?; // [K, C, ph, pw]
-    if p1.len() != 4 {
-        return Err(err(name, "x_embedder.proj1.weight is not 4-D"));
+    if p1.len() != 4 || p1.contains(&0) {
+        return Err(err(
+            name,
+            format!("x_embedder.proj1.weight has shape {p1:?}, not [K, C, ph, pw]"),
+        ));
     }
-    let hidden = dims("t_embedder.mlp.0.weight")?[0];
-    let head_dim = dims("blocks.0.attn.q_norm.weight")?[0];
-    let classes = dims("y_embedder.embedding.weight")?[0].saturating_sub(1);
+    let hidden = dim0("t_embedder.mlp.0.weight")?;
+    let head_dim = dim0("blocks.0.attn.q_norm.weight")?;
+    let classes = dim0("y_embedder.embedding.weight")?.saturating_sub(1);
     let depth = (0..)
         .take_while(|i| t.contains_key(&format!("blocks.{i}.norm1.weight")))
         .count();
-    let mlp2 = dims("blocks.0.mlp.w12.weight")?[0] / 2;
+    let mlp2 = dim0("blocks.0.mlp.w12.weight")? / 2;
     // Find the mlp_ratio that gives this SwiGLU width (4.0 in every original preset).
     let mlp_ratio = [4.0, 2.0, 3.0, 8.0, 6.0, 1.0]
         .into_iter()
         .find(|r| (((hidden as f64 * r) as usize * 2) as f64 / 3.0) as usize == mlp2)
         .unwrap_or(mlp2 as f64 * 1.5 / hidden as f64);
-    let n_patches = dims("pos_embed").map(|d| d[1]).ok();
+    let n_patches = dims("pos_embed").ok().and_then(|d| d.get(1).copied());
     let (ph, pw) = (p1[2], p1[3]);
     let input_h = arg_f64(args, "img_h").map(|v| v as usize).unwrap_or(128);
     let input_w = arg_f64(args, "img_w")
@@ -271,6 +281,7 @@ pub fn load_pt_bytes(
     let tensors: HashMap<String, Tensor> = set.into_iter().collect();
     let config = infer_config(name, &tensors, &pt.args)?;
     validate(name, &config, &tensors)?;
+    crate::checkpoint::check_finite(name, &tensors)?;
     let a = &pt.args;
     let d = SamplerConfig::default();
     let o = Objective::default();
@@ -321,6 +332,7 @@ pub fn load_pt_bytes(
             "model": arg_str(a, "model"),
         }),
     };
+    meta.check(name)?;
     Ok(ModelWeights {
         meta,
         tensors,

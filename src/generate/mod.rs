@@ -8,15 +8,15 @@
 
 mod decode;
 
-pub use crate::sampler::{Method, SamplerConfig};
+pub use crate::sampler::{Hooks, Method, SamplerConfig};
 pub use decode::{decode_generated, generated_notes};
 
 use crate::checkpoint::{CheckpointError, CheckpointMeta, ModelWeights};
 use crate::chords::ChordTrack;
 use crate::condition::{encode_conditions, Keep, Known};
-use crate::model::{JiT, Path};
+use crate::model::{JiT, OpPath};
 use crate::roll::{Decode, RollNote, RollSpec};
-use crate::sampler::{sample, seeded_noise, Conditioning, Hooks, Inpaint, Inputs};
+use crate::sampler::{sample, seeded_noise, Conditioning, Inpaint, Inputs};
 use candle_core::{DType, Device, Result, Tensor};
 
 /// CUDA when built with it and present, else the CPU.
@@ -50,6 +50,64 @@ pub struct Request {
     pub prompt: Option<Prompt>,
     /// Chords to follow (used by models that take them; others ignore them).
     pub chords: Option<ChordTrack>,
+    /// A variation of an earlier output instead of a new sample.
+    pub vary: Option<Vary>,
+}
+
+/// A variation: an earlier output partly re-noised and sampled again. `amount` 1 is a new sample
+/// from the same noise, 0 gives the earlier output back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Vary {
+    /// The earlier raw output `[C, H, W]`.
+    pub from: Vec<f32>,
+    /// How far back towards noise, 0..=1.
+    pub amount: f64,
+}
+
+/// One sample in the model's own terms: what [`Generator::sample`] takes.
+#[derive(Debug, Clone)]
+pub struct SampleInput {
+    /// Noise `[1, C, H, W]`.
+    pub noise: Tensor,
+    pub label: u32,
+    pub known: Option<Known>,
+    pub chords: Option<ChordTrack>,
+    pub vary: Option<Vary>,
+}
+
+impl SampleInput {
+    /// The sampler's start at `t`: the noise, or for a variation `t x + (1 - t) e` on the
+    /// earlier output's path.
+    fn start_image(&self, t: f32) -> Result<Tensor> {
+        match &self.vary {
+            Some(v) if t > 0.0 => {
+                let x = Tensor::from_slice(&v.from, self.noise.dims(), self.noise.device())?;
+                (x * f64::from(t))? + (self.noise.to_dtype(DType::F32)? * f64::from(1.0 - t))?
+            }
+            _ => Ok(self.noise.clone()),
+        }
+    }
+}
+
+/// The time a batch starts at: 0, or `1 - amount` when every sample is a variation by the same
+/// amount (they share the sampler's time grid).
+fn variation_start(batch: &[SampleInput]) -> Result<f32> {
+    let amounts: Vec<Option<f64>> = batch
+        .iter()
+        .map(|r| r.vary.as_ref().map(|v| v.amount))
+        .collect();
+    match amounts.first().copied().flatten() {
+        None if amounts.iter().all(Option::is_none) => Ok(0.0),
+        Some(a) if amounts.iter().all(|x| *x == Some(a)) => {
+            if !(0.0..=1.0).contains(&a) {
+                candle_core::bail!("variation amount must be between 0 and 1, got {a}");
+            }
+            Ok((1.0 - a) as f32)
+        }
+        _ => candle_core::bail!(
+            "a batch's samples must all be variations by the same amount, or none"
+        ),
+    }
 }
 
 /// One generated sample.
@@ -153,27 +211,64 @@ impl Generator {
         hooks: Hooks,
     ) -> Result<Option<Vec<Generated>>> {
         let spec = self.spec().clone();
+        let inputs: Vec<SampleInput> = batch
+            .iter()
+            .map(|r| SampleInput {
+                noise: r.noise.clone(),
+                label: r.label,
+                known: r
+                    .prompt
+                    .as_ref()
+                    .and_then(|p| Known::new(&spec, &p.keep, &p.notes)),
+                chords: r.chords.clone(),
+                vary: r.vary.clone(),
+            })
+            .collect();
+        let Some(x) = self.sample(&inputs, sampler, hooks)? else {
+            return Ok(None);
+        };
+        let mut out = Vec::with_capacity(batch.len());
+        for (raw, input) in x.into_iter().zip(inputs) {
+            let generated = generated_notes(&spec, &raw, input.known.as_ref(), decode);
+            out.push(Generated {
+                raw,
+                generated,
+                known: input.known,
+            });
+        }
+        Ok(Some(out))
+    }
+
+    /// Sample a batch of encoded inputs; returns each sample's raw output `[C, H, W]`. What
+    /// [`Generator::generate`] runs, and what distillation runs on training windows.
+    pub fn sample(
+        &self,
+        batch: &[SampleInput],
+        sampler: &SamplerConfig,
+        hooks: Hooks,
+    ) -> Result<Option<Vec<Vec<f32>>>> {
         let dev = &self.device;
         let b = batch.len();
         if b == 0 {
             return Ok(Some(Vec::new()));
         }
-        let noises: Vec<Tensor> = batch.iter().map(|r| r.noise.clone()).collect();
-        let z0 = Tensor::cat(&noises, 0)?
-            .to_dtype(DType::F32)?
-            .to_device(dev)?;
+        let t_start = variation_start(batch)?;
+        let z0 = batch
+            .iter()
+            .map(|r| r.start_image(t_start))
+            .collect::<Result<Vec<_>>>()?;
+        let z0 = Tensor::cat(&z0, 0)?.to_dtype(DType::F32)?.to_device(dev)?;
+        let noise = if t_start > 0.0 {
+            let n: Vec<Tensor> = batch.iter().map(|r| r.noise.clone()).collect();
+            Some(Tensor::cat(&n, 0)?.to_dtype(DType::F32)?.to_device(dev)?)
+        } else {
+            None
+        };
         let labels: Vec<u32> = batch.iter().map(|r| r.label).collect();
         let y = Tensor::from_slice(&labels, b, dev)?;
-        let known: Vec<Option<Known>> = batch
-            .iter()
-            .map(|r| {
-                r.prompt
-                    .as_ref()
-                    .and_then(|p| Known::new(&spec, &p.keep, &p.notes))
-            })
-            .collect();
+        let known: Vec<Option<&Known>> = batch.iter().map(|r| r.known.as_ref()).collect();
         let inpaint = self.inpaint(&known)?;
-        let cond = self.conditioning(batch, &known, sampler)?;
+        let cond = self.conditioning(batch, sampler)?;
         let dt = compute_dtype(dev);
         let net = &self.net;
         let inputs = Inputs {
@@ -181,9 +276,11 @@ impl Generator {
             null_label: net.null_label(),
             cond: cond.as_ref(),
             inpaint: inpaint.as_ref(),
+            t_start,
+            noise: noise.as_ref(),
         };
         let Some(x) = sample(
-            |z, c, t, y| net.forward(&z.to_dtype(dt)?, c, t, y, Path::Inference),
+            |z, c, t, y| net.forward(&z.to_dtype(dt)?, c, t, y, OpPath::Inference),
             &z0,
             inputs,
             sampler,
@@ -193,21 +290,14 @@ impl Generator {
             return Ok(None);
         };
         let x = x.to_device(&Device::Cpu)?.to_dtype(DType::F32)?;
-        let mut out = Vec::with_capacity(b);
-        for (i, known) in known.into_iter().enumerate() {
-            let raw: Vec<f32> = x.get(i)?.flatten_all()?.to_vec1()?;
-            let generated = generated_notes(&spec, &raw, known.as_ref(), decode);
-            out.push(Generated {
-                raw,
-                generated,
-                known,
-            });
-        }
-        Ok(Some(out))
+        (0..b)
+            .map(|i| x.get(i)?.flatten_all()?.to_vec1())
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
     }
 
     /// The kept regions as an inpainting constraint (`None` when nothing is kept).
-    fn inpaint(&self, known: &[Option<Known>]) -> Result<Option<Inpaint>> {
+    fn inpaint(&self, known: &[Option<&Known>]) -> Result<Option<Inpaint>> {
         if known.iter().all(Option::is_none) {
             return Ok(None);
         }
@@ -239,8 +329,7 @@ impl Generator {
     /// them (`guide_known == false`).
     fn conditioning(
         &self,
-        batch: &[Request],
-        known: &[Option<Known>],
+        batch: &[SampleInput],
         sampler: &SamplerConfig,
     ) -> Result<Option<Conditioning>> {
         let spec = self.spec();
@@ -249,12 +338,12 @@ impl Generator {
         }
         let mut cond = Vec::new();
         let mut null = Vec::new();
-        for (r, k) in batch.iter().zip(known) {
-            cond.extend(encode_conditions(spec, k.as_ref(), r.chords.as_ref()));
+        for r in batch {
+            cond.extend(encode_conditions(spec, r.known.as_ref(), r.chords.as_ref()));
             let keep = if sampler.guide_known {
                 None
             } else {
-                k.as_ref()
+                r.known.as_ref()
             };
             null.extend(encode_conditions(spec, keep, None));
         }

@@ -2,7 +2,7 @@
 
 use super::linear::Linear;
 use super::norm::{rms_norm, RmsNorm};
-use super::Path;
+use super::OpPath;
 use candle_core::{Result, Tensor, D};
 use candle_nn::VarBuilder;
 
@@ -28,7 +28,7 @@ impl Attention {
     }
 
     /// x `[B*N, D]` (tokens of `b` sequences) -> `[B*N, D]`.
-    pub fn forward(&self, x: &Tensor, b: usize, path: Path) -> Result<Tensor> {
+    pub fn forward(&self, x: &Tensor, b: usize, path: OpPath) -> Result<Tensor> {
         let (bn, d) = x.dims2()?;
         let n = bn / b;
         let h = self.num_heads;
@@ -53,8 +53,8 @@ impl Attention {
         let k = rms_norm(&k, &self.k_norm.weight.to_dtype(dt)?, path)?;
         let att = q.matmul(&k.t()?)?; // [B*H, N, N]
         let att = match path {
-            Path::Inference => candle_nn::ops::softmax_last_dim(&att)?,
-            Path::Training | Path::Reference => candle_nn::ops::softmax(&att, D::Minus1)?,
+            OpPath::Inference => candle_nn::ops::softmax_last_dim(&att)?,
+            OpPath::Training | OpPath::Reference => candle_nn::ops::softmax(&att, D::Minus1)?,
         };
         let o = att.matmul(&v)?; // [B*H, N, hd]
         let o = o

@@ -4,7 +4,7 @@ use super::attention::Attention;
 use super::linear::Linear;
 use super::norm::{norm_modulate, silu, RmsNorm};
 use super::swiglu::SwiGlu;
-use super::{JitConfig, Path};
+use super::{JitConfig, OpPath};
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 
@@ -30,7 +30,7 @@ impl JitBlock {
     }
 
     /// x `[B, N, D]`, silu(c) `[B, D]` -> `[B, N, D]`.
-    pub fn forward(&self, x: &Tensor, c_act: &Tensor, path: Path) -> Result<Tensor> {
+    pub fn forward(&self, x: &Tensor, c_act: &Tensor, path: OpPath) -> Result<Tensor> {
         let (b, n, d) = x.dims3()?;
         let mods = self.ada.forward(c_act, path)?.chunk(6, 1)?; // 6 x [B, D]
         let (shift1, scale1, gate1) = (&mods[0], &mods[1], &mods[2]);
@@ -53,7 +53,7 @@ impl JitBlock {
 }
 
 /// `x + a * gate` (gate `[B, D]` broadcast over tokens).
-fn residual(x: &Tensor, a: &Tensor, gate: &Tensor, path: Path) -> Result<Tensor> {
+fn residual(x: &Tensor, a: &Tensor, gate: &Tensor, path: OpPath) -> Result<Tensor> {
     if path.fused(x) {
         crate::ops::gated_residual(x, a, gate)
     } else {

@@ -31,6 +31,16 @@ pub struct JitConfig {
 /// Most image channels of either kind a config may ask for.
 pub const MAX_CHANNELS: usize = 16;
 
+/// Hard bounds on every size a config (and so a checkpoint's metadata) may give, far above any
+/// real model's: a damaged or hostile value is refused before anything is allocated for it.
+pub const MAX_FRAMES: usize = 4096;
+pub const MAX_TOKENS: usize = 16_384;
+pub const MAX_HIDDEN: usize = 8192;
+pub const MAX_DEPTH: usize = 256;
+pub const MAX_HEADS: usize = 256;
+pub const MAX_CLASSES: usize = 65_536;
+pub const MAX_MLP_RATIO: f64 = 16.0;
+
 fn one() -> usize {
     1
 }
@@ -167,11 +177,33 @@ impl JitConfig {
         ((h * 2) as f64 / 3.0) as usize
     }
 
-    /// Checks that the shapes divide; every constructor calls it.
+    /// Checks the hard bounds and that the shapes divide; every constructor calls it.
     pub fn validate(&self) -> Result<(), String> {
         let err = |m: String| Err(m);
-        if self.patch_h == 0 || self.patch_w == 0 || self.num_heads == 0 {
-            return err("patch sizes and heads must be positive".into());
+        let bounds = [
+            ("input_h (pitch rows)", self.input_h, 128),
+            ("input_w (frames)", self.input_w, MAX_FRAMES),
+            ("hidden_size", self.hidden_size, MAX_HIDDEN),
+            ("depth", self.depth, MAX_DEPTH),
+            ("num_heads", self.num_heads, MAX_HEADS),
+            ("num_classes", self.num_classes, MAX_CLASSES),
+            ("bottleneck_dim", self.bottleneck_dim, MAX_HIDDEN),
+        ];
+        for (name, v, max) in bounds {
+            if !(1..=max).contains(&v) {
+                return err(format!("{name} {v} is outside 1..={max}"));
+            }
+        }
+        if !(self.mlp_ratio.is_finite() && self.mlp_ratio > 0.0 && self.mlp_ratio <= MAX_MLP_RATIO)
+            || self.mlp_hidden() == 0
+        {
+            return err(format!(
+                "mlp_ratio {} is outside (0, {MAX_MLP_RATIO}]",
+                self.mlp_ratio
+            ));
+        }
+        if self.patch_h == 0 || self.patch_w == 0 {
+            return err("patch sizes must be positive".into());
         }
         if self.input_h % self.patch_h != 0 || self.input_w % self.patch_w != 0 {
             return err(format!(
@@ -189,6 +221,16 @@ impl JitConfig {
             return err(format!(
                 "{} roll and {} conditioning channels (1..={MAX_CHANNELS} and 0..={MAX_CHANNELS})",
                 self.in_channels, self.cond_channels
+            ));
+        }
+        if self.num_patches() > MAX_TOKENS {
+            return err(format!(
+                "{} tokens ({}x{} input in {}x{} patches), at most {MAX_TOKENS}",
+                self.num_patches(),
+                self.input_h,
+                self.input_w,
+                self.patch_h,
+                self.patch_w
             ));
         }
         Ok(())

@@ -3,7 +3,7 @@
 
 use super::linear::Linear;
 use super::norm::silu;
-use super::Path;
+use super::OpPath;
 use candle_core::{DType, Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
@@ -42,7 +42,7 @@ impl TimestepEmbedder {
     }
 
     /// t `[B]` in [0, 1] -> `[B, D]` in `dtype`.
-    pub fn forward(&self, t: &Tensor, dtype: DType, path: Path) -> Result<Tensor> {
+    pub fn forward(&self, t: &Tensor, dtype: DType, path: OpPath) -> Result<Tensor> {
         let f = timestep_embedding(t, FREQ_DIM)?.to_dtype(dtype)?; // [B, 256]
         let h = silu(&self.mlp0.forward(&f, path)?)?;
         self.mlp2.forward(&h, path) // [B, D]

@@ -2,7 +2,7 @@
 
 use super::linear::Linear;
 use super::norm::{norm_modulate, RmsNorm};
-use super::Path;
+use super::OpPath;
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 
@@ -28,7 +28,7 @@ impl FinalLayer {
     }
 
     /// x `[B, N, D]`, silu(c) `[B, D]` -> `[B*N, ph*pw*C]`.
-    pub fn forward(&self, x: &Tensor, c_act: &Tensor, path: Path) -> Result<Tensor> {
+    pub fn forward(&self, x: &Tensor, c_act: &Tensor, path: OpPath) -> Result<Tensor> {
         let (b, n, d) = x.dims3()?;
         let mods = self.ada.forward(c_act, path)?.chunk(2, 1)?; // 2 x [B, D]
         let h = norm_modulate(x, &self.norm, &mods[0], &mods[1], path)?;

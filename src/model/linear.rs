@@ -1,7 +1,7 @@
 //! Linear layers with the PyTorch layout (`weight [out, in]`, `bias [out]`) and xavier-uniform
 //! initialisation, as the original's `initialize_weights`.
 
-use super::Path;
+use super::OpPath;
 use candle_core::{Result, Tensor};
 use candle_nn::{Init, VarBuilder};
 
@@ -41,7 +41,7 @@ impl Linear {
     }
 
     /// `x @ W^T + b` for x `[M, in]` (2D: batch and tokens folded into one matmul).
-    pub fn forward(&self, x: &Tensor, path: Path) -> Result<Tensor> {
+    pub fn forward(&self, x: &Tensor, path: OpPath) -> Result<Tensor> {
         if path.fused(x) {
             if let Some(b) = &self.bias {
                 return match &self.weight_t {

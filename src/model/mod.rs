@@ -37,16 +37,16 @@ use candle_nn::VarBuilder;
 /// * `Reference`: plain differentiable candle ops everywhere: slow, obviously correct, the
 ///   baseline the fused kernels are tested against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Path {
+pub enum OpPath {
     Inference,
     Training,
     Reference,
 }
 
-impl Path {
+impl OpPath {
     /// Whether this path may use the fused CPU kernels for `x`.
     pub(crate) fn fused(self, x: &Tensor) -> bool {
-        self != Path::Reference && crate::ops::fused_ok(&[x])
+        self != OpPath::Reference && crate::ops::fused_ok(&[x])
     }
 }
 
@@ -124,10 +124,10 @@ impl JiT {
         c: Option<&Tensor>,
         t: &Tensor,
         y: &Tensor,
-        path: Path,
+        path: OpPath,
     ) -> Result<Tensor> {
         let b = z.dim(0)?;
-        if path == Path::Inference && b >= 2 && path.fused(z) && !crate::ops::is_serial() {
+        if path == OpPath::Inference && b >= 2 && path.fused(z) && !crate::ops::is_serial() {
             let h = b / 2;
             let half = |s: usize, n: usize| -> Result<Tensor> {
                 let c = c.map(|c| c.narrow(0, s, n)).transpose()?;
@@ -167,7 +167,7 @@ impl JiT {
         c: Option<&Tensor>,
         t: &Tensor,
         y: &Tensor,
-        path: Path,
+        path: OpPath,
     ) -> Result<Tensor> {
         let (b, _, _, _) = z.dims4()?;
         let dt = z.dtype();

@@ -1,13 +1,13 @@
 //! RMSNorm (eps 1e-6) and adaLN modulation, with an explicit inference/training split: candle's
 //! fused `rms_norm` and `softmax_last_dim` have no backward, so training uses differentiable forms.
 
-use super::Path;
+use super::OpPath;
 #[allow(unused_imports)]
 use candle_core::DType;
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
 
-pub const EPS: f32 = 1e-6;
+pub use crate::ops::RMS_EPS as EPS;
 
 /// `RMSNorm(dim)`: `weight * x * rsqrt(mean(x^2) + eps)` over the last dim.
 #[derive(Debug, Clone)]
@@ -21,16 +21,16 @@ impl RmsNorm {
         Ok(Self { weight })
     }
 
-    pub fn forward(&self, x: &Tensor, path: Path) -> Result<Tensor> {
+    pub fn forward(&self, x: &Tensor, path: OpPath) -> Result<Tensor> {
         rms_norm(x, &self.weight, path)
     }
 }
 
 /// RMSNorm with gain `alpha` over the last dim, by the path's op.
-pub fn rms_norm(x: &Tensor, alpha: &Tensor, path: Path) -> Result<Tensor> {
+pub fn rms_norm(x: &Tensor, alpha: &Tensor, path: OpPath) -> Result<Tensor> {
     match path {
-        Path::Inference => candle_nn::ops::rms_norm(&x.contiguous()?, alpha, EPS),
-        Path::Training | Path::Reference => {
+        OpPath::Inference => candle_nn::ops::rms_norm(&x.contiguous()?, alpha, EPS),
+        OpPath::Training | OpPath::Reference => {
             let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
             x.broadcast_mul(&(ms + EPS as f64)?.sqrt()?.recip()?)?
                 .broadcast_mul(alpha)
@@ -45,7 +45,7 @@ pub fn norm_modulate(
     norm: &RmsNorm,
     shift: &Tensor,
     scale: &Tensor,
-    path: Path,
+    path: OpPath,
 ) -> Result<Tensor> {
     let (b, _, d) = x.dims3()?;
     let gain = (scale + 1.0)?.broadcast_mul(&norm.weight.to_dtype(x.dtype())?)?; // [B, D]
@@ -53,13 +53,13 @@ pub fn norm_modulate(
         return crate::ops::ada_norm(x, &gain, shift);
     }
     match path {
-        Path::Inference => {
+        OpPath::Inference => {
             let ones = Tensor::ones(d, x.dtype(), x.device())?;
             candle_nn::ops::rms_norm(&x.contiguous()?, &ones, EPS)?
                 .broadcast_mul(&gain.reshape((b, 1, d))?)?
                 .broadcast_add(&shift.reshape((b, 1, d))?)
         }
-        Path::Training | Path::Reference => crate::ops::ada_norm_reference(x, &gain, shift),
+        OpPath::Training | OpPath::Reference => crate::ops::ada_norm_reference(x, &gain, shift),
     }
 }
 

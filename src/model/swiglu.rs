@@ -2,7 +2,7 @@
 
 use super::linear::Linear;
 use super::norm::silu;
-use super::Path;
+use super::OpPath;
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 
@@ -23,7 +23,7 @@ impl SwiGlu {
     }
 
     /// x `[M, D]` -> `[M, D]`.
-    pub fn forward(&self, x: &Tensor, path: Path) -> Result<Tensor> {
+    pub fn forward(&self, x: &Tensor, path: OpPath) -> Result<Tensor> {
         let x12 = self.w12.forward(x, path)?; // [M, 2H]
         let h = if path.fused(&x12) {
             crate::ops::swiglu(&x12)? // [M, H]

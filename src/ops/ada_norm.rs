@@ -3,7 +3,7 @@
 
 use super::cpu::{min_len, rms_inv, slice, uninit};
 use super::fused_ok;
-use crate::model::RMS_EPS as EPS;
+use super::RMS_EPS as EPS;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 

@@ -7,7 +7,7 @@
 
 use super::cpu::{gemm, min_len, rms_inv, slice, uninit, Mat};
 use super::fused_ok;
-use crate::model::RMS_EPS as EPS;
+use super::RMS_EPS as EPS;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, D};
 use rayon::prelude::*;
 

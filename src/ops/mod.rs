@@ -28,6 +28,10 @@ pub use swiglu::{swiglu, swiglu_reference};
 
 use candle_core::{DType, Device, Tensor};
 
+/// The RMSNorm epsilon of every normalisation in the network (the original's), shared by the
+/// fused kernels and the model's plain paths.
+pub const RMS_EPS: f32 = 1e-6;
+
 /// Whether the fused CPU kernels apply to these tensors.
 pub fn fused_ok(ts: &[&Tensor]) -> bool {
     ts.iter()

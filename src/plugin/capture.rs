@@ -17,6 +17,8 @@ pub struct Captured {
     pub key: u8,
     pub velocity: u8,
     pub on: bool,
+    /// Captured as the prompt ('Capture input'), not only for the chord follower.
+    pub prompt: bool,
 }
 
 /// The worker's record of what was played in.

@@ -1,8 +1,11 @@
-//! The egui editor: the current idea as a piano roll with the playhead, Generate with progress
-//! and Cancel, history, the parameters, model info, checkpoint loading and .mid export.
+//! The egui editor: the current idea as a piano roll with the playhead and the chord lane above
+//! it, Generate and Vary with progress and Cancel, history, the chord field, the parameters,
+//! model info, checkpoint loading and .mid export.
 //! It reads the audio thread's atomics and the session (never on the audio thread), and sends
 //! commands to the worker.
 
+use super::chord_lane::{paint_lane, ChordField, LaneChords};
+use super::chords::ChordState;
 use super::history::Idea;
 use super::params::JitParams;
 use super::pattern::PPQ;
@@ -22,7 +25,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 const WIDTH: f64 = 1040.0;
-const HEIGHT: f64 = 820.0;
+const HEIGHT: f64 = 870.0;
 
 pub fn default_state() -> Arc<EguiEditorState> {
     EguiEditorState::from_size(LogicalSize::new(WIDTH, HEIGHT), 1.0)
@@ -47,6 +50,7 @@ pub fn create(
             shared,
             worker,
             gui: None,
+            chord_field: ChordField::default(),
             checkpoint_path: String::new(),
             export_path: home.join("jit-music-idea.mid").display().to_string(),
         },
@@ -59,6 +63,7 @@ pub struct App {
     shared: Arc<Shared>,
     worker: Arc<Worker>,
     gui: Option<nice_plug::context::gui::GuiContext>,
+    chord_field: ChordField,
     checkpoint_path: String,
     export_path: String,
 }
@@ -69,6 +74,7 @@ struct View {
     count: usize,
     idea: Option<Idea>,
     checkpoint: Option<String>,
+    chords: ChordState,
 }
 
 impl NiceEguiApp for App {
@@ -92,6 +98,7 @@ impl NiceEguiApp for App {
                 ..i.clone()
             }),
             checkpoint: s.checkpoint.clone(),
+            chords: s.chords.clone(),
         });
         if self.shared.audio.running.load(Ordering::Relaxed)
             || self.shared.worker.busy.load(Ordering::Relaxed)
@@ -124,10 +131,26 @@ impl App {
             ui.label(model_line(lock(&self.shared.worker.model).as_ref()));
         });
         self.transport_row(ui, view);
+        let lane = LaneChords::new(&self.params, &self.shared, &view.chords, view.idea.as_ref());
+        let takes_chords = lock(&self.shared.worker.model)
+            .as_ref()
+            .is_none_or(|m| m.chords);
+        paint_lane(ui, &lane, takes_chords);
         piano_roll(ui, &self.shared, view.idea.as_ref());
         let msg = self.shared.message();
         if !msg.is_empty() {
             ui.colored_label(Color32::from_rgb(230, 150, 80), msg);
+        }
+        if let Some(gui) = &self.gui {
+            let setter = gui.param_setter();
+            self.chord_field.ui(
+                ui,
+                &self.params,
+                &setter,
+                &self.shared,
+                &self.worker,
+                &view.chords,
+            );
         }
         ui.separator();
         self.parameters(ui);
@@ -159,6 +182,14 @@ impl App {
                 if ui.add_enabled(!loading, button).clicked() {
                     self.worker.send(Command::Generate);
                 }
+                let vary = egui::Button::new(RichText::new("Vary").size(16.0));
+                if ui
+                    .add_enabled(!loading && view.idea.is_some(), vary)
+                    .on_hover_text("regenerate the idea partly re-noised (Variation amount)")
+                    .clicked()
+                {
+                    self.worker.send(Command::Vary);
+                }
             }
             ui.separator();
             if ui
@@ -185,7 +216,11 @@ impl App {
                     } else {
                         &idea.info.style
                     },
-                    idea.info.mode,
+                    if idea.info.role.is_empty() || idea.info.role == "Full" {
+                        idea.info.mode.clone()
+                    } else {
+                        idea.info.role.clone()
+                    },
                     idea.notes.len()
                 ));
                 if ui.button("Keep seed").clicked() {
@@ -219,48 +254,66 @@ impl App {
         };
         let setter = gui.param_setter();
         let p = &self.params;
+        let grid = |ui: &mut egui::Ui, id: &str, title: &str, params: &[&dyn ParamRow]| {
+            ui.label(RichText::new(title).strong());
+            egui::Grid::new(id).num_columns(2).show(ui, |ui| {
+                for p in params {
+                    p.row(ui, &setter);
+                }
+            });
+        };
         ui.columns(3, |cols| {
-            cols[0].label(RichText::new("Generation").strong());
-            egui::Grid::new("gen")
-                .num_columns(2)
-                .show(&mut cols[0], |ui| {
-                    row(ui, &p.mode, &setter);
-                    row(ui, &p.bars, &setter);
-                    row(ui, &p.style, &setter);
-                    row(ui, &p.steps, &setter);
-                    row(ui, &p.method, &setter);
-                    row(ui, &p.cfg, &setter);
-                    row(ui, &p.seed, &setter);
-                    row(ui, &p.new_seed, &setter);
-                    row(ui, &p.fill_from, &setter);
-                    row(ui, &p.fill_to, &setter);
-                    row(ui, &p.band_lo, &setter);
-                    row(ui, &p.band_hi, &setter);
-                });
-            cols[1].label(RichText::new("Notes").strong());
-            egui::Grid::new("notes")
-                .num_columns(2)
-                .show(&mut cols[1], |ui| {
-                    row(ui, &p.threshold, &setter);
-                    row(ui, &p.velocity_mode, &setter);
-                    row(ui, &p.velocity, &setter);
-                    row(ui, &p.transpose, &setter);
-                    row(ui, &p.lowest, &setter);
-                    row(ui, &p.highest, &setter);
-                    row(ui, &p.scale_key, &setter);
-                    row(ui, &p.scale, &setter);
-                });
-            cols[2].label(RichText::new("Playback").strong());
-            egui::Grid::new("play")
-                .num_columns(2)
-                .show(&mut cols[2], |ui| {
-                    row(ui, &p.channel, &setter);
-                    row(ui, &p.looping, &setter);
-                    row(ui, &p.regen_every, &setter);
-                    row(ui, &p.capture, &setter);
-                    row(ui, &p.free_run, &setter);
-                    row(ui, &p.bypass, &setter);
-                });
+            grid(
+                &mut cols[0],
+                "gen",
+                "Generation",
+                &[
+                    &p.workflow,
+                    &p.role,
+                    &p.split,
+                    &p.bars,
+                    &p.style,
+                    &p.steps,
+                    &p.method,
+                    &p.cfg,
+                    &p.seed,
+                    &p.new_seed,
+                    &p.vary_amount,
+                ],
+            );
+            grid(
+                &mut cols[1],
+                "parts",
+                "Parts and timing",
+                &[
+                    &p.fill_from,
+                    &p.fill_to,
+                    &p.band_lo,
+                    &p.band_hi,
+                    &p.live,
+                    &p.regen_every,
+                    &p.looping,
+                    &p.channel,
+                ],
+            );
+            grid(
+                &mut cols[2],
+                "notes",
+                "Notes and input",
+                &[
+                    &p.threshold,
+                    &p.velocity_mode,
+                    &p.velocity,
+                    &p.transpose,
+                    &p.lowest,
+                    &p.highest,
+                    &p.scale_key,
+                    &p.scale,
+                    &p.capture,
+                    &p.free_run,
+                    &p.bypass,
+                ],
+            );
             if cols[2].button("Clear captured input").clicked() {
                 self.worker.send(Command::ClearCapture);
             }
@@ -276,8 +329,17 @@ impl App {
                 ui.end_row();
                 ui.label("Preset");
                 ui.label(format!(
-                    "{}, {} parameters, {}, {} frames",
-                    m.preset, m.params, m.grid, m.frames
+                    "{}, {} parameters, {}, {} frames, {}; sampler {}",
+                    m.preset,
+                    m.params,
+                    m.grid,
+                    m.frames,
+                    if m.chords {
+                        "follows chords"
+                    } else {
+                        "no chords"
+                    },
+                    m.sampler
                 ));
                 ui.end_row();
                 ui.label("Device");
@@ -363,10 +425,17 @@ impl App {
     }
 }
 
-fn row<P: Param>(ui: &mut egui::Ui, p: &P, setter: &ParamSetter) {
-    ui.label(p.name());
-    ui.add(ParamSlider::for_param(p, setter).with_width(110.0));
-    ui.end_row();
+/// A parameter as a row of the editor's grids (a label and a slider).
+trait ParamRow {
+    fn row(&self, ui: &mut egui::Ui, setter: &ParamSetter);
+}
+
+impl<P: Param> ParamRow for P {
+    fn row(&self, ui: &mut egui::Ui, setter: &ParamSetter) {
+        ui.label(self.name());
+        ui.add(ParamSlider::for_param(self, setter).with_width(96.0));
+        ui.end_row();
+    }
 }
 
 /// The idea as a piano roll: bars and beats, notes shaded by velocity, the playhead.

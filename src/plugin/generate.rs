@@ -1,17 +1,22 @@
 //! One generation on the worker thread, in the host's terms: the host's bars and meter become
-//! frames of the model's grid, the notes a mode keeps (in ticks) become a prompt, and the core's
-//! [`Generator`] does the rest (conditioning, inpainting, decoding). The kept notes come back in
-//! ticks exactly as they were; only the generated notes are converted from frames.
+//! frames of the model's grid, the notes a workflow or role keeps (in ticks) become a prompt,
+//! the chords (in ticks) a chord track on the grid, a variation the current idea's stored
+//! output, and the core's [`Generator`] does the rest (conditioning, inpainting, decoding). The
+//! kept notes come back in ticks exactly as they were; only the generated notes are converted
+//! from frames.
 
+use super::chords::on_grid;
 use super::history::{velocity_label, Idea, IdeaInfo, StoredRoll};
-use super::params::Mode;
+use super::params::{Role, Workflow};
 use super::pattern::{bar_ticks, PatternNote, PPQ};
+use super::roles::{role_keep, single_line, top_voice_roll};
 use super::shared::ModelInfo;
 use crate::checkpoint::CheckpointMeta;
+use crate::chords::ChordTrack;
 use crate::condition::Keep;
-use crate::generate::{Generator, Method, Prompt, Request, SamplerConfig};
+use crate::generate::{Generator, Hooks, Method, Prompt, Request, SamplerConfig, Vary};
 use crate::roll::{Decode, Grid, RollNote, Velocity};
-use crate::sampler::Hooks;
+
 use std::sync::atomic::AtomicBool;
 
 /// What the editor shows about a loaded model.
@@ -36,6 +41,11 @@ pub fn model_info(gen: &Generator) -> ModelInfo {
             .collect(),
         grid: m.roll.grid.describe(),
         frames: m.roll.frames,
+        chords: m.roll.conditions.chords,
+        sampler: format!(
+            "{} {}, CFG {:.1}",
+            m.sampler.method, m.sampler.steps, m.sampler.cfg_scale
+        ),
     }
 }
 
@@ -43,20 +53,30 @@ pub fn model_info(gen: &Generator) -> ModelInfo {
 #[derive(Debug, Clone, PartialEq)]
 pub struct GenSettings {
     pub seed: u64,
-    pub steps: usize,
-    pub method: Method,
-    pub cfg: f64,
+    /// Sampler steps, method and classifier-free guidance scale (1 = none); `None` takes the
+    /// loaded model's recommendation (`meta.sampler`), see [`sampler_for`].
+    pub steps: Option<usize>,
+    pub method: Option<Method>,
+    pub guidance: Option<f64>,
     /// 0 = the model's default class, `i` = class `i - 1`.
     pub style: i32,
     pub bars: u32,
     /// Host time signature (numerator, denominator).
     pub sig: (u32, u32),
     pub bpm: f64,
-    pub mode: Mode,
+    pub workflow: Workflow,
     /// Bars `from..=to` (1-based) that Fill regenerates.
     pub fill: (u32, u32),
     /// Pitches `lo..=hi` that Keep pitch band keeps.
     pub band: (u8, u8),
+    /// The part to write (see [`super::roles`]) and the pitch that splits bass from melody.
+    pub role: Role,
+    pub split: u8,
+    /// Chords to follow, ticks from the pattern start, in the key the model writes in (before
+    /// the plugin's Transpose); a model that takes no chords ignores them.
+    pub chords: Option<ChordTrack>,
+    /// A variation of the current idea by this amount (0 keeps it, 1 is a new idea).
+    pub vary: Option<f64>,
     pub threshold: f32,
     pub velocity: Velocity,
 }
@@ -65,19 +85,22 @@ impl Default for GenSettings {
     fn default() -> Self {
         Self {
             seed: 1,
-            // The default model's recommendation (docs/DEFAULT-MODEL.md): Heun 32 with CFG 3 and
-            // threshold 0.35 (notes split at dips) scored best on `evaluate` and takes about 0.4 s
-            // for 8 bars on 2 cores.
-            steps: 32,
-            method: Method::Heun,
-            cfg: 3.0,
+            // The model's own sampler (the default model's: Heun 32 with CFG 3, which with
+            // threshold 0.35 scored best on `evaluate`, docs/DEFAULT-MODEL.md).
+            steps: None,
+            method: None,
+            guidance: None,
             style: 0,
             bars: 8,
             sig: (4, 4),
             bpm: 120.0,
-            mode: Mode::New,
+            workflow: Workflow::New,
             fill: (3, 4),
             band: (0, 52),
+            role: Role::Full,
+            split: 55,
+            chords: None,
+            vary: None,
             threshold: 0.35,
             velocity: Velocity::Fixed(100),
         }
@@ -151,23 +174,66 @@ pub fn layout(meta: &CheckpointMeta, s: &GenSettings) -> Layout {
     }
 }
 
-/// The notes a mode starts from: the current idea and the captured input (ticks from the
-/// pattern start, already placed by the worker).
+/// The sampler a generation runs: the model's recommendation (`meta.sampler`: a few-step
+/// model's steps and method, its guidance) with what the settings override.
+pub fn sampler_for(meta: &CheckpointMeta, s: &GenSettings) -> SamplerConfig {
+    let mut c = meta.sampler.clone();
+    if let Some(m) = s.method {
+        c.method = m;
+    }
+    if let Some(n) = s.steps {
+        c.steps = n.clamp(1, 1000);
+    }
+    if let Some(g) = s.guidance {
+        c.cfg_scale = g;
+    }
+    c
+}
+
+/// The notes a workflow starts from: the current idea and the captured input (ticks from the
+/// pattern start, already placed by the worker: see [`capture_len`]).
 pub struct Sources<'a> {
     pub current: Option<&'a Idea>,
     pub captured: &'a [PatternNote],
 }
 
-/// What a mode keeps: the kept notes in ticks (exactly what will play) and the core's keep spec.
+/// How much of the captured input the settings use (ticks, ending on the bar line after the
+/// last note): the first half of the pattern for Continue, else all of it.
+pub fn capture_len(s: &GenSettings, lay: &Layout) -> u32 {
+    match (s.role, s.workflow) {
+        (Role::Full, Workflow::Continue) => lay.len_ticks() / 2,
+        _ => lay.len_ticks(),
+    }
+}
+
+/// What the settings keep: the kept notes in ticks (exactly what will play) and the core's
+/// keep spec. A role other than Full arrangement decides it (see [`super::roles`]).
 fn keep_for(s: &GenSettings, lay: &Layout, src: &Sources) -> Option<(Vec<PatternNote>, Keep)> {
     let len = lay.len_ticks();
     let in_pattern = |n: PatternNote| PatternNote {
         end: n.end.min(len),
         ..n
     };
-    match s.mode {
-        Mode::New => None,
-        Mode::Continue => {
+    if s.role != Role::Full {
+        let current: Vec<PatternNote> = src
+            .current
+            .map(|c| c.pattern_notes())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|n| n.start < len)
+            .map(in_pattern)
+            .collect();
+        let captured: Vec<PatternNote> = src
+            .captured
+            .iter()
+            .filter(|n| n.start < len)
+            .map(|&n| in_pattern(n))
+            .collect();
+        return role_keep(s.role, s.split, &captured, &current);
+    }
+    match s.workflow {
+        Workflow::New => None,
+        Workflow::Continue => {
             let half = (len / 2).max(1);
             let notes: Vec<PatternNote> = if !src.captured.is_empty() {
                 src.captured.to_vec()
@@ -200,7 +266,7 @@ fn keep_for(s: &GenSettings, lay: &Layout, src: &Sources) -> Option<(Vec<Pattern
                 },
             ))
         }
-        Mode::Fill => {
+        Workflow::Fill => {
             let cur = src.current?;
             let from = s.fill.0.clamp(1, lay.bars);
             let to = s.fill.1.clamp(from, lay.bars);
@@ -229,7 +295,7 @@ fn keep_for(s: &GenSettings, lay: &Layout, src: &Sources) -> Option<(Vec<Pattern
                 },
             ))
         }
-        Mode::KeepBand => {
+        Workflow::KeepBand => {
             let cur = src.current?;
             let (low, high) = (s.band.0.min(s.band.1), s.band.0.max(s.band.1));
             let notes = cur
@@ -274,6 +340,19 @@ pub fn generate(
     } else {
         ((s.style - 1) as u32).min(gen.net.null_label().saturating_sub(1))
     };
+    let takes_chords = meta.roll.conditions.chords;
+    let chords = s.chords.as_ref().filter(|c| takes_chords && !c.is_empty());
+    let vary = match s.vary {
+        Some(amount) => Some(Vary {
+            from: src
+                .current
+                .and_then(|i| i.roll.as_ref())
+                .and_then(|r| r.raw_for(&meta.roll))
+                .ok_or("nothing to vary: the current idea was not made by the loaded model")?,
+            amount: amount.clamp(0.0, 1.0),
+        }),
+        None => None,
+    };
     let request = Request {
         noise: gen.noise(s.seed).map_err(|e| e.to_string())?,
         label,
@@ -281,14 +360,10 @@ pub fn generate(
             notes: prompt_notes(&lay, notes),
             keep: *keep,
         }),
-        chords: None,
+        chords: chords.map(|c| on_grid(c, &lay, meta.roll.frames)),
+        vary,
     };
-    let sampler = SamplerConfig {
-        method: s.method,
-        steps: s.steps.clamp(1, 1000),
-        cfg_scale: s.cfg,
-        ..meta.sampler.clone()
-    };
+    let sampler = sampler_for(meta, s);
     let decode = Decode {
         threshold: s.threshold,
         dip: meta.recommended_dip(),
@@ -305,7 +380,7 @@ pub fn generate(
         return Ok(None);
     };
     let kept = keep.map(|k| k.0).unwrap_or_default();
-    let stored = StoredRoll::new(
+    let mut stored = StoredRoll::new(
         meta.roll.clone(),
         &generated.raw,
         generated.known.as_ref(),
@@ -314,7 +389,13 @@ pub fn generate(
         lay.frames,
         decode.dip,
     );
-    let mut notes = lay.to_ticks(&generated.generated);
+    stored.top_voice = single_line(s.role);
+    let written = if stored.top_voice {
+        top_voice_roll(&generated.generated)
+    } else {
+        generated.generated
+    };
+    let mut notes = lay.to_ticks(&written);
     notes.extend_from_slice(&kept);
     notes.sort_unstable();
     let mut idea = Idea {
@@ -323,17 +404,20 @@ pub fn generate(
         bar_ticks: lay.bar_ticks,
         notes: Vec::new(),
         roll: Some(stored),
+        chords: chords.map(|c| c.crop(0, lay.len_ticks() as usize)),
         info: IdeaInfo {
             seed: s.seed,
             style: String::new(),
-            mode: format!("{:?}", s.mode),
+            mode: format!("{:?}", s.workflow),
             model: meta.name.clone(),
-            method: s.method.to_string(),
+            method: sampler.method.to_string(),
             steps: sampler.steps as u32,
-            cfg: s.cfg as f32,
+            cfg: sampler.cfg_scale as f32,
             threshold: s.threshold,
             velocity: velocity_label(s.velocity),
             millis: 0,
+            role: format!("{:?}", s.role),
+            vary: s.vary.unwrap_or(0.0) as f32,
         },
     };
     idea.set_notes(&notes);

@@ -3,7 +3,10 @@
 //! exact bars; the model's output and what it kept are stored too, so that a new threshold or
 //! velocity can be applied to an old idea later without touching the kept notes.
 
+use super::chords::ChordState;
 use super::pattern::{PatternNote, PPQ};
+use super::roles::top_voice_roll;
+use crate::chords::ChordTrack;
 use crate::condition::Known;
 use crate::generate::generated_notes;
 use crate::roll::{Decode, RollNote, RollSpec, Velocity, PITCHES};
@@ -30,6 +33,10 @@ pub struct IdeaInfo {
     pub velocity: String,
     /// Generation time in milliseconds.
     pub millis: u64,
+    /// The role it was written for ("Full arrangement" when empty).
+    pub role: String,
+    /// A variation of the idea before it by this amount (0: not a variation).
+    pub vary: f32,
 }
 
 /// The model's output for an idea, with what it kept: enough to read its notes again at another
@@ -60,6 +67,9 @@ pub struct StoredRoll {
     pub known_notes: Vec<RollNote>,
     #[serde(default)]
     pub known_mask: Option<String>,
+    /// The generated notes are cut to their top voice (the Melody role).
+    #[serde(default)]
+    pub top_voice: bool,
 }
 
 impl StoredRoll {
@@ -96,7 +106,30 @@ impl StoredRoll {
             known_notes: known.map(|k| k.notes.clone()).unwrap_or_default(),
             known_mask: known.map(|k| base64_encode(&k.mask)),
             spec: Some(spec),
+            top_voice: false,
         }
+    }
+
+    /// The stored output `[C, H, W]` in `[-1, 1]` when it was made by a model of layout `spec`
+    /// (what a variation starts from); `None` for another model's or unreadable data.
+    pub fn raw_for(&self, spec: &RollSpec) -> Option<Vec<f32>> {
+        if self.spec.as_ref() != Some(spec) {
+            return None;
+        }
+        self.raw()
+    }
+
+    fn raw(&self) -> Option<Vec<f32>> {
+        let bytes = base64_decode(&self.data)?;
+        if bytes.len() != self.spec().numel() {
+            return None;
+        }
+        Some(
+            bytes
+                .iter()
+                .map(|&b| f32::from(b) / 255.0 * 2.0 - 1.0)
+                .collect(),
+        )
     }
 
     /// The layout of the stored output (older state: what it was then).
@@ -116,14 +149,7 @@ impl StoredRoll {
     /// generated ones from the stored output. `None` when the stored data is unreadable.
     pub fn notes(&self, threshold: f32, velocity: Velocity) -> Option<Vec<PatternNote>> {
         let spec = self.spec();
-        let bytes = base64_decode(&self.data)?;
-        if bytes.len() != spec.numel() {
-            return None;
-        }
-        let raw: Vec<f32> = bytes
-            .iter()
-            .map(|&b| f32::from(b) / 255.0 * 2.0 - 1.0)
-            .collect();
+        let raw = self.raw()?;
         let known = match &self.known_mask {
             Some(m) => Some(Known {
                 notes: self.known_notes.clone(),
@@ -142,7 +168,11 @@ impl StoredRoll {
             spec.frames
         };
         let tick = |f: usize| (f as f64 * self.ticks_per_frame).round().max(0.0) as u32;
-        let mut notes: Vec<PatternNote> = generated_notes(&spec, &raw, known.as_ref(), &d)
+        let mut generated = generated_notes(&spec, &raw, known.as_ref(), &d);
+        if self.top_voice {
+            generated = top_voice_roll(&generated);
+        }
+        let mut notes: Vec<PatternNote> = generated
             .into_iter()
             .filter(|n| n.start < frames)
             .map(|n| PatternNote {
@@ -179,6 +209,10 @@ pub struct Idea {
     pub notes: Vec<[u32; 4]>,
     #[serde(default)]
     pub roll: Option<StoredRoll>,
+    /// The chords it followed, ticks from the pattern start, in the key of its notes (before
+    /// the plugin's Transpose); `None`: it followed none.
+    #[serde(default)]
+    pub chords: Option<ChordTrack>,
     #[serde(default)]
     pub info: IdeaInfo,
 }
@@ -244,6 +278,8 @@ pub struct Session {
     /// The checkpoint the user chose (`None` = the embedded default).
     pub checkpoint: Option<String>,
     pub next_id: u64,
+    /// The typed progression and the chords followed from the input.
+    pub chords: ChordState,
 }
 
 impl Default for Session {
@@ -254,6 +290,7 @@ impl Default for Session {
             current: 0,
             checkpoint: None,
             next_id: 1,
+            chords: ChordState::default(),
         }
     }
 }
@@ -269,6 +306,7 @@ impl Session {
         if self.current >= self.ideas.len() {
             self.current = self.ideas.len().saturating_sub(1);
         }
+        self.chords.followed.sanitize();
         let max_id = self.ideas.iter().map(|i| i.id).max().unwrap_or(0);
         self.next_id = self.next_id.max(max_id + 1).max(1);
         for idea in &mut self.ideas {

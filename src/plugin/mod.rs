@@ -9,19 +9,26 @@
 //! * **editor** ([`editor`]): egui; talks to the worker through a channel and atomics.
 
 mod capture;
+mod chord_lane;
+pub mod chords;
 mod editor;
+mod follow;
 pub mod generate;
 pub mod history;
+pub mod host_notes;
 pub mod keymap;
 pub mod params;
 pub mod pattern;
 pub mod process;
+pub mod roles;
 pub mod scheduler;
 mod shared;
 mod state;
+mod sync;
 pub mod worker;
 
 use capture::{Captured, CAPTURE_RING};
+use host_notes::HostNotes;
 use nice_plug::midi::{Channel, Key, VoiceID};
 use nice_plug::prelude::*;
 use nice_plug_egui::{EguiEditor, EguiEditorState};
@@ -34,11 +41,32 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use worker::Worker;
 
-/// The plugin's port layout, in one place so that a host-compatibility variant (an audio
-/// pass-through for hosts that refuse MIDI-only VST3s) can be added later.
-mod layout {
+/// The plugin's port layouts, in one place (README's plugin section says what each host does).
+pub mod layout {
     use nice_plug::prelude::*;
-    pub const AUDIO_IO_LAYOUTS: &[AudioIOLayout] = &[];
+    /// Stereo pass-through comes first: a VST3 has the first layout's buses for good, and hosts
+    /// that refuse a plugin without audio (pedalboard, DawDreamer, Ableton Live) need them. The
+    /// audio goes through untouched. CLAP hosts may pick 'MIDI only' (audio-ports-config).
+    pub const AUDIO_IO_LAYOUTS: &[AudioIOLayout] = &[
+        AudioIOLayout {
+            main_input_channels: Some(new_nonzero_u32(2)),
+            main_output_channels: Some(new_nonzero_u32(2)),
+            names: PortNames {
+                layout: Some("Stereo pass-through"),
+                main_input: Some("Audio In"),
+                main_output: Some("Audio Out"),
+                ..PortNames::const_default()
+            },
+            ..AudioIOLayout::const_default()
+        },
+        AudioIOLayout {
+            names: PortNames {
+                layout: Some("MIDI only"),
+                ..PortNames::const_default()
+            },
+            ..AudioIOLayout::const_default()
+        },
+    ];
     pub const MIDI_INPUT: MidiConfig = MidiConfig::Basic;
     pub const MIDI_OUTPUT: MidiConfig = MidiConfig::Basic;
 }
@@ -56,6 +84,10 @@ pub struct JitMusic {
     capture_tx: rtrb::Producer<Captured>,
     /// (sample, key, velocity, on) of notes captured in the current block.
     captured: [(u32, u8, u8, bool); CAPTURE_PER_BLOCK],
+    /// Our notes as the host holds them (refused note-offs are sent again).
+    host_notes: HostNotes,
+    /// The same for notes passed through from the input.
+    thru_notes: HostNotes,
     editor_state: Arc<EguiEditorState>,
 }
 
@@ -74,19 +106,27 @@ impl Default for JitMusic {
             patterns,
             capture_tx,
             captured: [(0, 0, 0, false); CAPTURE_PER_BLOCK],
+            host_notes: HostNotes::new(),
+            thru_notes: HostNotes::new(),
             editor_state: editor::default_state(),
         }
     }
 }
 
-fn host_transport(t: &Transport) -> HostTransport {
+/// `api`: a VST3 host gives no bar number (nice-plug derives one from the position, which
+/// disagrees with the host's bar start when that lags), so the player counts bars itself.
+fn host_transport(t: &Transport, api: PluginApi) -> HostTransport {
     HostTransport {
         playing: t.playing,
         tempo: t.tempo,
         pos_beats: t.pos_beats(),
         time_sig: t.time_sig_numerator.zip(t.time_sig_denominator),
         bar_start_beats: t.bar_start_pos_beats(),
-        bar_number: t.bar_number(),
+        bar_number: if api == PluginApi::Vst3 {
+            None
+        } else {
+            t.bar_number()
+        },
         loop_range_beats: t.loop_range_beats(),
     }
 }
@@ -153,26 +193,35 @@ impl Plugin for JitMusic {
         _aux: &mut AuxiliaryBuffers,
         context: &mut impl ProcessContext<Self>,
     ) -> ProcessStatus {
-        let ht = host_transport(context.transport());
+        let ht = host_transport(context.transport(), context.plugin_api());
         self.publish_timing(&ht);
         if self.patterns.update() {
             self.player.offer(self.patterns.output_buffer());
         }
         let settings = self.params.player_settings();
         let capture_on = self.params.capture.value() && !settings.bypass;
+        // Following the chords played in records the input too, but lets it through.
+        let follow_on =
+            self.params.chords.value() == params::ChordSource::Follow && !settings.bypass;
         let n = buffer.samples() as u32;
 
+        // Note-offs the host refused last block go out first.
+        self.host_notes.retry(0, &mut |o| send(context, o));
+        self.thru_notes.retry(0, &mut |o| send(context, o));
         let mut input = InputPump {
             next: context.next_event(),
             capture_on,
+            record_on: capture_on || follow_on,
             captured: &mut self.captured,
             n_captured: 0,
+            thru: &mut self.thru_notes,
         };
         {
             let ctx = &mut *context;
+            let host_notes = &mut self.host_notes;
             let mut emit = |o: Out| {
                 input.pump(ctx, Some(o.sample()));
-                let _ = ctx.try_send_event(out_event(o));
+                host_notes.send(o, &mut |o| send(ctx, o));
             };
             self.player.process(&ht, n, &settings, &mut emit);
         }
@@ -185,11 +234,13 @@ impl Plugin for JitMusic {
                 key,
                 velocity,
                 on,
+                prompt: capture_on,
             };
             let _ = self.capture_tx.push(c);
         }
         let st = self.player.status();
         let a = &self.shared.audio;
+        a.tick.store(self.player.tick_at(n), Ordering::Relaxed);
         a.running.store(st.running, Ordering::Relaxed);
         a.phase.store(st.phase as f32, Ordering::Relaxed);
         a.current_id.store(st.current_id, Ordering::Relaxed);
@@ -198,6 +249,12 @@ impl Plugin for JitMusic {
         if self.player.take_regen_due() {
             self.shared.flags.regen_due.store(true, Ordering::Release);
         }
+        // The editor asks for its next frame only while drawing one: once it went idle (host
+        // stopped), starting play drew nothing until a pointer event. This flag is polled by the
+        // editor's timer, apart from drawing, so the playhead and progress move on their own.
+        if st.running || self.shared.worker.busy.load(Ordering::Relaxed) {
+            self.shared.repaint.request_repaint();
+        }
         ProcessStatus::KeepAlive
     }
 }
@@ -205,9 +262,13 @@ impl Plugin for JitMusic {
 /// Incoming events, forwarded (or captured as a prompt) in time order with ours.
 struct InputPump<'a> {
     next: Option<PluginNoteEvent<JitMusic>>,
+    /// Input notes are the prompt: recorded and not passed through.
     capture_on: bool,
+    /// Input notes are recorded (as the prompt, or for the chord follower).
+    record_on: bool,
     captured: &'a mut [(u32, u8, u8, bool); CAPTURE_PER_BLOCK],
     n_captured: usize,
+    thru: &'a mut HostNotes,
 }
 
 impl InputPump<'_> {
@@ -222,20 +283,69 @@ impl InputPump<'_> {
                 NoteEvent::NoteOff { key, .. } => Some((key, 0.0, false)),
                 _ => None,
             };
-            match note {
-                Some((key, velocity, on)) if self.capture_on => {
-                    if let (Some(k), true) = (key.number(), self.n_captured < CAPTURE_PER_BLOCK) {
-                        let v = (velocity * 127.0).round().clamp(1.0, 127.0) as u8;
-                        self.captured[self.n_captured] = (ev.timing(), k, v, on);
-                        self.n_captured += 1;
-                    }
+            if let (Some((key, velocity, on)), true) = (note, self.record_on) {
+                if let (Some(k), true) = (key.number(), self.n_captured < CAPTURE_PER_BLOCK) {
+                    let v = (velocity * 127.0).round().clamp(1.0, 127.0) as u8;
+                    self.captured[self.n_captured] = (ev.timing(), k, v, on);
+                    self.n_captured += 1;
                 }
-                _ => {
+            }
+            match note {
+                Some(_) if self.capture_on => {}
+                Some(_) => match thru_out(&ev) {
+                    // The host's own event goes out as it came (a retried off is rebuilt).
+                    Some(o) => self.thru.send(o, &mut |x| {
+                        if x == o {
+                            ctx.try_send_event(ev).is_ok()
+                        } else {
+                            send(ctx, x)
+                        }
+                    }),
+                    None => {
+                        let _ = ctx.try_send_event(ev);
+                    }
+                },
+                // Not a note: nothing hangs if the host refuses it.
+                None => {
                     let _ = ctx.try_send_event(ev);
                 }
             }
             self.next = ctx.next_event();
         }
+    }
+}
+
+/// Send one note event; whether the host took it.
+fn send(ctx: &mut impl ProcessContext<JitMusic>, o: Out) -> bool {
+    ctx.try_send_event(out_event(o)).is_ok()
+}
+
+/// A passed-through note on a specific channel and key, as one of ours.
+fn thru_out(ev: &PluginNoteEvent<JitMusic>) -> Option<Out> {
+    match *ev {
+        NoteEvent::NoteOn {
+            timing,
+            channel,
+            key,
+            velocity,
+            ..
+        } => Some(Out::On {
+            sample: timing,
+            channel: channel.number()?,
+            key: key.number()?,
+            velocity: (velocity * 127.0).round().clamp(1.0, 127.0) as u8,
+        }),
+        NoteEvent::NoteOff {
+            timing,
+            channel,
+            key,
+            ..
+        } => Some(Out::Off {
+            sample: timing,
+            channel: channel.number()?,
+            key: key.number()?,
+        }),
+        _ => None,
     }
 }
 

@@ -5,8 +5,8 @@ use super::keymap::{KeyMap, Scale};
 use super::process::PlayerSettings;
 use super::shared::Shared;
 use super::state::SessionCell;
+use crate::generate::Method;
 use crate::roll::Velocity;
-use crate::sampler::Method;
 use nice_plug::prelude::*;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -39,19 +39,27 @@ impl Bars {
     }
 }
 
+/// The sampler's method; `Auto` (the default) is the loaded model's recommendation
+/// (`meta.sampler`), so a few-step model plays at its own settings. Projects saved before `Auto`
+/// existed stored "euler" or "heun" and keep them.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MethodParam {
+    #[id = "auto"]
+    #[name = "Auto (model's)"]
+    Auto,
     #[id = "euler"]
     Euler,
     #[id = "heun"]
     Heun,
 }
 
-impl From<MethodParam> for Method {
-    fn from(m: MethodParam) -> Self {
-        match m {
-            MethodParam::Euler => Method::Euler,
-            MethodParam::Heun => Method::Heun,
+impl MethodParam {
+    /// `None` for the model's own method.
+    pub fn method(self) -> Option<Method> {
+        match self {
+            MethodParam::Auto => None,
+            MethodParam::Euler => Some(Method::Euler),
+            MethodParam::Heun => Some(Method::Heun),
         }
     }
 }
@@ -64,9 +72,11 @@ pub enum VelocityMode {
     Fixed,
 }
 
-/// What Generate does (the sampler's inpainting decides what is kept).
+/// What Generate keeps (the plugin's workflows; each maps onto the core's one keep spec,
+/// [`crate::condition::Keep`], in `generate::keep_for`). The parameter id stays "mode" and the
+/// variant ids are unchanged, so saved projects load.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub enum Workflow {
     /// A fresh idea.
     #[id = "new"]
     New,
@@ -83,6 +93,77 @@ pub enum Mode {
     #[id = "band"]
     #[name = "Keep pitch band"]
     KeepBand,
+}
+
+/// The part the plugin writes over the chords; how each maps onto the pitch band and the keep
+/// spec is in [`super::roles`].
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Everything (the workflow decides what is kept).
+    #[id = "full"]
+    #[name = "Full arrangement"]
+    Full,
+    /// A single line above the split.
+    #[id = "melody"]
+    #[name = "Melody"]
+    Melody,
+    /// Only below the split.
+    #[id = "bass"]
+    #[name = "Bass line"]
+    Bass,
+    /// Around a kept melody.
+    #[id = "accomp"]
+    #[name = "Accompaniment"]
+    Accompaniment,
+}
+
+/// Where the chords an idea follows come from.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChordSource {
+    /// No chords: the model picks its own harmony.
+    #[id = "off"]
+    Off,
+    /// The progression typed in the editor's chord field (saved with the project).
+    #[id = "typed"]
+    #[name = "Progression"]
+    Typed,
+    /// The chords played into the plugin, estimated per bar as they come in.
+    #[id = "follow"]
+    #[name = "Follow input"]
+    Follow,
+}
+
+/// Live mode: a new idea every N bars (or every loop), and one on every change of a generation
+/// parameter; each takes over at the next bar line.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Live {
+    #[id = "off"]
+    Off,
+    #[id = "bar"]
+    #[name = "Every bar"]
+    EveryBar,
+    #[id = "2bars"]
+    #[name = "Every 2 bars"]
+    Every2Bars,
+    #[id = "4bars"]
+    #[name = "Every 4 bars"]
+    Every4Bars,
+    #[id = "loop"]
+    #[name = "Every loop"]
+    EveryLoop,
+}
+
+impl Live {
+    /// Bars between new ideas: `None` when off, `Some(0)` for every loop.
+    pub fn bars(self) -> Option<u32> {
+        match self {
+            Live::Off => None,
+            Live::EveryBar => Some(1),
+            Live::Every2Bars => Some(2),
+            Live::Every4Bars => Some(4),
+            Live::EveryLoop => Some(0),
+        }
+    }
 }
 
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,6 +247,15 @@ const NOTE_NAMES: [&str; 12] = [
     "C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B",
 ];
 
+/// "auto (model's)" or the value.
+fn auto_or(auto: bool, value: String) -> String {
+    if auto {
+        "auto (model's)".into()
+    } else {
+        value
+    }
+}
+
 fn note_name(p: i32) -> String {
     let p = p.clamp(0, 127);
     format!("{}{} ({p})", NOTE_NAMES[(p % 12) as usize], p / 12 - 1)
@@ -188,16 +278,18 @@ fn parse_note(s: &str) -> Option<i32> {
 
 #[derive(Params)]
 pub struct JitParams {
-    /// Ideas, the playing one and the checkpoint path: saved with the project.
+    /// Ideas, the playing one, the chords and the checkpoint path: saved with the project.
     #[persist = "session"]
     pub session: SessionCell,
 
     #[id = "bars"]
     pub bars: EnumParam<Bars>,
+    /// 0 = the model's recommended steps.
     #[id = "steps"]
     pub steps: IntParam,
     #[id = "method"]
     pub method: EnumParam<MethodParam>,
+    /// 0 = the model's recommended guidance.
     #[id = "cfg"]
     pub cfg: FloatParam,
     #[id = "style"]
@@ -228,8 +320,9 @@ pub struct JitParams {
     pub looping: BoolParam,
     #[id = "regen_every"]
     pub regen_every: IntParam,
+    /// The workflow (id "mode" from when the enum was called `Mode`: never rename an id).
     #[id = "mode"]
-    pub mode: EnumParam<Mode>,
+    pub workflow: EnumParam<Workflow>,
     #[id = "fill_from"]
     pub fill_from: IntParam,
     #[id = "fill_to"]
@@ -238,6 +331,18 @@ pub struct JitParams {
     pub band_lo: IntParam,
     #[id = "band_hi"]
     pub band_hi: IntParam,
+    #[id = "role"]
+    pub role: EnumParam<Role>,
+    /// Melody above, bass below this pitch.
+    #[id = "role_split"]
+    pub split: IntParam,
+    #[id = "chords"]
+    pub chords: EnumParam<ChordSource>,
+    /// How far Vary (and Live mode) re-noises the current idea: 0 keeps it, 1 is a new idea.
+    #[id = "vary"]
+    pub vary_amount: FloatParam,
+    #[id = "live"]
+    pub live: EnumParam<Live>,
     /// Record incoming notes as the prompt for "Continue input" (they are not passed through).
     #[id = "capture"]
     pub capture: BoolParam,
@@ -246,6 +351,12 @@ pub struct JitParams {
     pub free_run: BoolParam,
     #[id = "bypass"]
     pub bypass: BoolParam,
+}
+
+/// A callback that only raises `flags.changed` (Live mode regenerates on it).
+fn changed<T: 'static>(shared: &Arc<Shared>) -> Arc<dyn Fn(T) + Send + Sync> {
+    let s = shared.clone();
+    Arc::new(move |_| s.flags.changed.store(true, Ordering::Release))
 }
 
 impl JitParams {
@@ -259,20 +370,38 @@ impl JitParams {
         let r3 = rederive;
         let names = shared.clone();
         let names_back = shared.clone();
+        let c = shared;
+        let note_param = |name: &str, default: i32| {
+            IntParam::new(name, default, IntRange::Linear { min: 0, max: 127 })
+                .with_value_to_string(Arc::new(note_name))
+                .with_string_to_value(Arc::new(parse_note))
+        };
         Self {
             session: SessionCell::new(shared.state.clone()),
-            bars: EnumParam::new("Bars", Bars::Four),
-            steps: IntParam::new("Steps", 32, IntRange::Linear { min: 1, max: 100 }),
-            method: EnumParam::new("Method", MethodParam::Heun),
+            bars: EnumParam::new("Bars", Bars::Four).with_callback(changed(c)),
+            steps: IntParam::new("Steps", 0, IntRange::Linear { min: 0, max: 100 })
+                .with_value_to_string(Arc::new(|v| auto_or(v <= 0, v.to_string())))
+                .with_string_to_value(Arc::new(|s| match s.trim() {
+                    t if t.starts_with("auto") => Some(0),
+                    t => t.parse().ok(),
+                }))
+                .with_callback(changed(c)),
+            method: EnumParam::new("Method", MethodParam::Auto).with_callback(changed(c)),
             cfg: FloatParam::new(
                 "CFG scale",
-                3.0,
+                0.0,
                 FloatRange::Linear {
-                    min: 1.0,
+                    min: 0.0,
                     max: 10.0,
                 },
             )
-            .with_step_size(0.1),
+            .with_step_size(0.1)
+            .with_value_to_string(Arc::new(|v| auto_or(v <= 0.0, format!("{v:.1}"))))
+            .with_string_to_value(Arc::new(|s| match s.trim() {
+                t if t.starts_with("auto") => Some(0.0),
+                t => t.parse().ok(),
+            }))
+            .with_callback(changed(c)),
             style: IntParam::new(
                 "Style",
                 0,
@@ -282,7 +411,8 @@ impl JitParams {
                 },
             )
             .with_value_to_string(Arc::new(move |v| names.style_name(v)))
-            .with_string_to_value(Arc::new(move |s| names_back.style_slot(s))),
+            .with_string_to_value(Arc::new(move |s| names_back.style_slot(s)))
+            .with_callback(changed(c)),
             seed: IntParam::new(
                 "Seed",
                 1,
@@ -290,7 +420,8 @@ impl JitParams {
                     min: 0,
                     max: 99_999,
                 },
-            ),
+            )
+            .with_callback(changed(c)),
             new_seed: BoolParam::new("New seed each time", true),
             threshold: FloatParam::new(
                 "Note threshold",
@@ -308,12 +439,8 @@ impl JitParams {
                 .with_callback(Arc::new(move |_| r3())),
             transpose: IntParam::new("Transpose", 0, IntRange::Linear { min: -24, max: 24 })
                 .with_unit(" st"),
-            lowest: IntParam::new("Lowest pitch", 0, IntRange::Linear { min: 0, max: 127 })
-                .with_value_to_string(Arc::new(note_name))
-                .with_string_to_value(Arc::new(parse_note)),
-            highest: IntParam::new("Highest pitch", 127, IntRange::Linear { min: 0, max: 127 })
-                .with_value_to_string(Arc::new(note_name))
-                .with_string_to_value(Arc::new(parse_note)),
+            lowest: note_param("Lowest pitch", 0),
+            highest: note_param("Highest pitch", 127),
             scale_key: EnumParam::new("Key", KeyParam::C),
             scale: EnumParam::new("Scale snap", ScaleParam::Off),
             channel: IntParam::new("Output channel", 1, IntRange::Linear { min: 1, max: 16 }),
@@ -334,15 +461,24 @@ impl JitParams {
                 "never" => Some(0),
                 t => t.parse().ok(),
             })),
-            mode: EnumParam::new("Generate mode", Mode::New),
-            fill_from: IntParam::new("Fill from bar", 3, IntRange::Linear { min: 1, max: 8 }),
-            fill_to: IntParam::new("Fill to bar", 4, IntRange::Linear { min: 1, max: 8 }),
-            band_lo: IntParam::new("Band lowest", 0, IntRange::Linear { min: 0, max: 127 })
-                .with_value_to_string(Arc::new(note_name))
-                .with_string_to_value(Arc::new(parse_note)),
-            band_hi: IntParam::new("Band highest", 52, IntRange::Linear { min: 0, max: 127 })
-                .with_value_to_string(Arc::new(note_name))
-                .with_string_to_value(Arc::new(parse_note)),
+            workflow: EnumParam::new("Generate mode", Workflow::New).with_callback(changed(c)),
+            fill_from: IntParam::new("Fill from bar", 3, IntRange::Linear { min: 1, max: 8 })
+                .with_callback(changed(c)),
+            fill_to: IntParam::new("Fill to bar", 4, IntRange::Linear { min: 1, max: 8 })
+                .with_callback(changed(c)),
+            band_lo: note_param("Band lowest", 0).with_callback(changed(c)),
+            band_hi: note_param("Band highest", 52).with_callback(changed(c)),
+            role: EnumParam::new("Role", Role::Full).with_callback(changed(c)),
+            split: note_param("Role split", 55).with_callback(changed(c)),
+            chords: EnumParam::new("Chords", ChordSource::Off).with_callback(changed(c)),
+            vary_amount: FloatParam::new(
+                "Variation amount",
+                0.5,
+                FloatRange::Linear { min: 0.0, max: 1.0 },
+            )
+            .with_step_size(0.01)
+            .with_callback(changed(c)),
+            live: EnumParam::new("Live mode", Live::Off).with_callback(changed(c)),
             capture: BoolParam::new("Capture input", false),
             free_run: BoolParam::new("Play when stopped", false),
             bypass: BoolParam::new("Bypass", false).make_bypass(),
@@ -372,6 +508,7 @@ impl JitParams {
             ),
             channel: (self.channel.value().clamp(1, 16) - 1) as u8,
             regen_every: self.regen_every.value().max(0) as u32,
+            live_bars: self.live.value().bars(),
         }
     }
 }

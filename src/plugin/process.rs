@@ -75,6 +75,9 @@ pub struct PlayerSettings {
     pub channel: u8,
     /// Ask for a new idea every N completed loops (0 = never).
     pub regen_every: u32,
+    /// Live mode: `Some(n)` asks for a new idea every `n` bars (`Some(0)`: every loop) and
+    /// swaps new ideas in at the next bar line instead of the next pattern boundary.
+    pub live_bars: Option<u32>,
 }
 
 impl Default for PlayerSettings {
@@ -86,6 +89,7 @@ impl Default for PlayerSettings {
             keymap: KeyMap::default(),
             channel: 0,
             regen_every: 0,
+            live_bars: None,
         }
     }
 }
@@ -244,6 +248,10 @@ pub struct Player {
     /// Samples processed since activation (the fallback clock).
     free_samples: u64,
     loops: u32,
+    /// Bar lines reached since Live mode last asked for an idea.
+    bars: u32,
+    /// The next window starts where play started (its first line is not "reached").
+    from_start: bool,
     regen_due: bool,
     release_pending: bool,
     /// Tick and samples per tick at the last block's first sample (for captured input).
@@ -268,6 +276,8 @@ impl Player {
             handover: None,
             free_samples: 0,
             loops: 0,
+            bars: 0,
+            from_start: false,
             regen_due: false,
             release_pending: false,
             block_tick: 0.0,
@@ -299,7 +309,8 @@ impl Player {
     }
 
     /// A new pattern arrived: it waits in the pending slot (copied, no allocation) and takes over
-    /// at the next pattern boundary, or at once when nothing plays.
+    /// at the next pattern boundary (in Live mode the next bar line), or at once when nothing
+    /// plays.
     pub fn offer(&mut self, p: &Pattern) {
         self.pending.copy_from(p);
         self.has_pending = true;
@@ -362,14 +373,20 @@ impl Player {
 
     /// Unwrapped tick of the host position: bar lines of the pattern sit on the host's bar
     /// lines (bar number x pattern bar + offset in the bar); without bar information, quarter
-    /// notes since song start.
+    /// notes since song start. Without a bar number (VST3 has none) the bar is counted from the
+    /// bar start itself, so a bar start that lags a bar behind the position (Carla's VST3 host
+    /// on blocks that begin on a bar line) still gives the same tick.
     fn host_tick(&self, t: &HostTransport, pos: f64) -> f64 {
         let pat_bar = f64::from(self.current.bar_ticks()) / f64::from(PPQ);
-        let beats = match (t.bar_number, t.bar_start_beats) {
-            (Some(bar), Some(start)) if start.is_finite() => {
+        let beats = match t.bar_start_beats {
+            Some(start) if start.is_finite() => {
+                let bar = match t.bar_number {
+                    Some(bar) => f64::from(bar),
+                    None => (start / t.bar_beats()).round(),
+                };
                 let off = pos - start;
                 if off >= -1e-9 && off < t.bar_beats() + 1e-9 {
-                    f64::from(bar) * pat_bar + off
+                    bar * pat_bar + off
                 } else {
                     pos
                 }
@@ -442,6 +459,8 @@ impl Player {
             self.handover = Some(self.mapping());
             self.set_anchor(predicted, 0, spt);
         }
+        // Where play starts is no line reached; a seek or a host loop jump onto one is.
+        self.from_start = self.clock != clock;
         self.clock = clock;
         self.block_tick = self.tick_of(0);
         self.block_spt = spt;
@@ -482,11 +501,23 @@ impl Player {
     }
 
     fn regen_due_check(&mut self, s: &PlayerSettings) -> bool {
+        let mut due = false;
         if s.regen_every > 0 && self.loops >= s.regen_every {
             self.loops = 0;
-            return true;
+            due = true;
         }
-        false
+        if let Some(every) = s.live_bars {
+            let every = if every == 0 {
+                self.current.bars()
+            } else {
+                every
+            };
+            if self.bars >= every.max(1) {
+                self.bars = 0;
+                due = true;
+            }
+        }
+        due
     }
 
     /// Samples `[s0, s1)` of the block on the current anchor, ticks below `tick_hi`.
@@ -506,11 +537,18 @@ impl Player {
         };
         let (mut first, mut lo) = (s0, f64::NEG_INFINITY);
         if self.has_pending {
-            // The new pattern takes over on the next pattern boundary (at once if none plays).
+            // The new pattern takes over on the next pattern boundary (at once if none plays);
+            // in Live mode on the next bar line, where it goes on from the same bar of its own
+            // (bar lines of every pattern sit on the host's bar lines).
             let (boundary, at) = if self.current.is_empty() {
                 (f64::NEG_INFINITY, i64::from(s0))
             } else {
                 let len = f64::from(self.current.len_ticks());
+                let same_bars = self.pending.bar_ticks() == self.current.bar_ticks();
+                let len = match s.live_bars {
+                    Some(_) if same_bars => f64::from(self.current.bar_ticks()).min(len),
+                    _ => len,
+                };
                 let b = (map.tick(i64::from(s0)) / len).ceil() * len;
                 (b, map.sample(b).max(i64::from(s0)))
             };
@@ -549,13 +587,32 @@ impl Player {
             return;
         }
         let len = f64::from(self.current.len_ticks());
-        if s.looping {
-            let a = w.map.tick(i64::from(w.first_sample)).max(w.lo);
-            let b = w.map.tick(i64::from(w.end_sample)).min(w.hi);
-            let crossed = (b / len).floor() - (a / len).floor();
-            if crossed > 0.0 && crossed.is_finite() {
-                self.loops = self.loops.saturating_add(crossed.min(1e6) as u32);
+        // Pattern starts and bar lines reached in [a, b). Windows tile the samples, so these
+        // ranges tile the timeline and each line counts once (`a` is not clamped to `lo`, or a
+        // line exactly at a pattern change would fall between windows). A host loop that wraps
+        // exactly on a line reaches it again on every pass.
+        let a = w.map.tick(i64::from(w.first_sample));
+        let b = w.map.tick(i64::from(w.end_sample)).min(w.hi);
+        let skip_a = std::mem::take(&mut self.from_start);
+        let crossed = |period: f64| {
+            let first = if skip_a {
+                (a / period).floor() + 1.0
+            } else {
+                (a / period).ceil()
+            };
+            let c = (b / period).ceil() - first;
+            if c > 0.0 && c.is_finite() {
+                c.min(1e6) as u32
+            } else {
+                0
             }
+        };
+        if s.looping {
+            self.loops = self.loops.saturating_add(crossed(len));
+        }
+        if s.live_bars.is_some() {
+            let bar = f64::from(self.current.bar_ticks().max(1));
+            self.bars = self.bars.saturating_add(crossed(bar));
         }
         let chunk = (CHUNK_TICKS * w.map.samples_per_tick)
             .floor()

@@ -2,18 +2,23 @@
 //! model info and messages sit behind mutexes that only the main, editor and worker threads take.
 
 use super::state::SessionShared;
+pub use super::sync::lock;
 use atomic_float::{AtomicF32, AtomicF64};
 use nice_plug_egui::RepaintNotifier;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// Flags raised by parameter callbacks and the audio thread, consumed by the worker.
 #[derive(Debug, Default)]
 pub struct Flags {
     /// Threshold or velocity changed: derive the current idea's notes again.
     pub rederive: AtomicBool,
-    /// 'Regenerate every N loops' came due.
+    /// 'Regenerate every N loops' or Live mode's every N bars came due.
     pub regen_due: AtomicBool,
+    /// A generation parameter changed (Live mode regenerates).
+    pub changed: AtomicBool,
+    /// The chords the next idea follows changed (a progression set in the editor).
+    pub chords_changed: AtomicBool,
 }
 
 /// The audio thread's view for the editor and the worker (atomics only).
@@ -29,6 +34,9 @@ pub struct AudioStatus {
     pub sig_num: AtomicU32,
     pub sig_den: AtomicU32,
     pub sample_rate: AtomicF32,
+    /// The timeline tick (unwrapped, as captured input carries) at the end of the last block:
+    /// how far the chord follower may assume held notes sound.
+    pub tick: AtomicF64,
 }
 
 impl Default for AudioStatus {
@@ -42,6 +50,7 @@ impl Default for AudioStatus {
             sig_num: AtomicU32::new(4),
             sig_den: AtomicU32::new(4),
             sample_rate: AtomicF32::new(48_000.0),
+            tick: AtomicF64::new(0.0),
         }
     }
 }
@@ -57,6 +66,10 @@ pub struct ModelInfo {
     pub classes: Vec<String>,
     pub grid: String,
     pub frames: usize,
+    /// Whether it takes chords (`roll.conditions.chords`).
+    pub chords: bool,
+    /// Its recommended sampler, e.g. "heun 32, CFG 3.0".
+    pub sampler: String,
 }
 
 /// The worker's progress and messages.
@@ -86,11 +99,6 @@ pub struct Shared {
     /// 0 plays, so a fresh instance makes the model's main style rather than a blend.
     pub default_class: std::sync::atomic::AtomicI32,
     pub repaint: RepaintNotifier,
-}
-
-/// Lock a mutex, taking the data even if another thread panicked while holding it.
-pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Shared {

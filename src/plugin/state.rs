@@ -8,7 +8,7 @@
 
 use super::history::{Idea, Session};
 use super::pattern::Pattern;
-use super::shared::lock;
+use super::sync::lock;
 use nice_plug::params::persist::PersistentField;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

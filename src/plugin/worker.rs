@@ -3,13 +3,25 @@
 //!
 //! It loads the model once (the embedded default or the user's checkpoint) on the best device,
 //! takes commands from the editor, polls flags from parameter callbacks and the audio thread,
-//! drains the captured-input ring, publishes progress through atomics, asks the editor to
-//! repaint, and hands finished ideas to the audio thread through the session's triple buffer.
+//! drains the captured-input ring (the prompt and the chord follower), publishes progress
+//! through atomics, asks the editor to repaint, and hands finished ideas to the audio thread
+//! through the session's triple buffer.
+//!
+//! When it regenerates on its own:
+//! * 'Regenerate every N loops' came due: a new idea;
+//! * Live mode: every N bars (or every loop), and after any change of a generation parameter
+//!   or of the chords: a variation of the current idea by 'Variation amount' (a new idea at 1,
+//!   or when the current idea is not the loaded model's); the player swaps it in at the next
+//!   bar line;
+//! * the followed (or typed) chords changed while either of the above is on: the next idea
+//!   follows them at once, so the next loop plays over the new chords.
 
 use super::capture::{CaptureLog, Captured};
-use super::generate::{generate, layout, model_info, GenSettings, Sources};
+use super::chords::{beat_and_bar, estimate_progression, for_model, next_chords};
+use super::follow::ChordFollower;
+use super::generate::{capture_len, generate, layout, model_info, GenSettings, Sources};
 use super::history::velocity_label;
-use super::params::JitParams;
+use super::params::{ChordSource, JitParams};
 use super::shared::{lock, Shared};
 use crate::checkpoint::{self, ModelWeights, Weights};
 use crate::generate::{best_device, Generator};
@@ -27,6 +39,13 @@ const POLL: Duration = Duration::from_millis(20);
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     Generate,
+    /// A variation of the current idea by 'Variation amount'.
+    Vary,
+    /// Estimate the chords of the captured input (when capturing) or the current idea into the
+    /// typed progression.
+    ChordsFromIdea,
+    /// Forget the chords followed from the input.
+    ClearFollowed,
     /// Load a checkpoint (ours or the original's .pt); on failure the old model stays.
     LoadCheckpoint(PathBuf),
     /// Go back to the embedded default model.
@@ -86,6 +105,7 @@ impl Worker {
                     model: None,
                     capture,
                     log: CaptureLog::default(),
+                    follower: ChordFollower::default(),
                 };
                 w.load_initial();
                 loop {
@@ -144,6 +164,18 @@ struct WorkerLoop {
     model: Option<Generator>,
     capture: rtrb::Consumer<Captured>,
     log: CaptureLog,
+    follower: ChordFollower,
+}
+
+/// What a generation starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// A new idea.
+    New,
+    /// A variation of the current idea.
+    Vary,
+    /// Live mode's choice: a variation unless the amount is 1 or there is nothing to vary.
+    Live,
 }
 
 impl WorkerLoop {
@@ -224,7 +256,16 @@ impl WorkerLoop {
 
     fn handle(&mut self, cmd: Command) {
         match cmd {
-            Command::Generate => self.generate(),
+            Command::Generate => self.generate(Start::New),
+            Command::Vary => self.generate(Start::Vary),
+            Command::ChordsFromIdea => self.chords_from_idea(),
+            Command::ClearFollowed => {
+                self.follower.clear();
+                self.shared
+                    .state
+                    .with(|s| s.chords.followed = Default::default());
+                self.chords_changed();
+            }
             Command::LoadCheckpoint(p) => {
                 self.load(Some(p), true);
             }
@@ -238,8 +279,12 @@ impl WorkerLoop {
 
     fn poll(&mut self) {
         while let Ok(c) = self.capture.pop() {
-            self.log.push(c);
+            if c.prompt {
+                self.log.push(c);
+            }
+            self.follower.push(&c);
         }
+        self.follow();
         if self
             .shared
             .state
@@ -252,8 +297,81 @@ impl WorkerLoop {
         if self.shared.flags.rederive.swap(false, Ordering::AcqRel) {
             self.rederive();
         }
-        if self.shared.flags.regen_due.swap(false, Ordering::AcqRel) {
-            self.generate();
+        let live = self.params.live.value().bars().is_some();
+        let flags = &self.shared.flags;
+        // Parameter changes matter to Live mode only (the next Generate reads them anyway).
+        let changed = flags.changed.swap(false, Ordering::AcqRel) && live;
+        let chords = flags.chords_changed.swap(false, Ordering::AcqRel)
+            && (live || self.params.regen_every.value() > 0);
+        let due = flags.regen_due.swap(false, Ordering::AcqRel);
+        if changed || chords || due {
+            self.generate(if live { Start::Live } else { Start::New });
+        }
+    }
+
+    /// Estimate the bars the input changed; when that changes the chords the next idea would
+    /// follow, say so.
+    fn follow(&mut self) {
+        if !self.follower.pending() {
+            return;
+        }
+        let (_, num, den) = self.shared.host_timing();
+        let (beat, bar) = beat_and_bar((num, den));
+        let now = self.shared.audio.tick.load(Ordering::Relaxed);
+        let source = self.params.chords.value();
+        let bars = self.params.bars.value().count();
+        let follower = &mut self.follower;
+        let changed = self.shared.state.with(|s| {
+            let before = next_chords(source, &s.chords, bars, (num, den));
+            if !follower.update(now, bar, beat, &mut s.chords.followed) {
+                return false;
+            }
+            before != next_chords(source, &s.chords, bars, (num, den))
+        });
+        if changed {
+            self.shared.repaint.request_repaint();
+            if source == ChordSource::Follow {
+                self.chords_changed();
+            }
+        }
+    }
+
+    fn chords_changed(&self) {
+        self.shared
+            .flags
+            .chords_changed
+            .store(true, Ordering::Release);
+    }
+
+    /// The typed progression from the captured input (when capturing) or the current idea.
+    fn chords_from_idea(&mut self) {
+        let (_, num, den) = self.shared.host_timing();
+        let (_, bar) = beat_and_bar((num, den));
+        let current = self.shared.state.with(|s| s.current_idea().cloned());
+        let captured = if self.params.capture.value() {
+            let bars = self.params.bars.value().count();
+            self.log.prompt(bars * bar, bar)
+        } else {
+            Vec::new()
+        };
+        let (notes, bars, what) = match &current {
+            _ if !captured.is_empty() => (captured, self.params.bars.value().count(), "input"),
+            Some(idea) => (idea.pattern_notes(), idea.bars, "idea"),
+            None => {
+                self.shared
+                    .set_message("no idea or captured input to take chords from");
+                return;
+            }
+        };
+        let transpose = self.params.transpose.value();
+        match estimate_progression(&notes, bars, (num, den), transpose) {
+            Some(text) => {
+                self.shared.state.with(|s| s.chords.text = text.clone());
+                self.shared
+                    .set_message(format!("chords of the {what}: {text}"));
+                self.chords_changed();
+            }
+            None => self.shared.set_message(format!("the {what} has no notes")),
         }
     }
 
@@ -280,16 +398,31 @@ impl WorkerLoop {
         } else {
             p.seed.value().max(0) as u64
         };
+        let bars = p.bars.value().count();
+        let chords = self
+            .shared
+            .state
+            .with(|s| next_chords(p.chords.value(), &s.chords, bars, (num, den)));
+        let chords = match chords {
+            Ok(c) => c.map(|c| for_model(&c, p.transpose.value())),
+            Err(e) => {
+                self.shared
+                    .set_message(format!("{e}: generating without chords"));
+                None
+            }
+        };
+        let steps = p.steps.value();
+        let cfg = p.cfg.value();
         GenSettings {
             seed,
-            steps: p.steps.value().max(1) as usize,
-            method: p.method.value().into(),
-            cfg: f64::from(p.cfg.value()),
+            steps: (steps > 0).then_some(steps as usize),
+            method: p.method.value().method(),
+            guidance: (cfg > 0.0).then_some(f64::from(cfg)),
             style: p.style.value(),
-            bars: p.bars.value().count(),
+            bars,
             sig: (num, den),
             bpm,
-            mode: p.mode.value(),
+            workflow: p.workflow.value(),
             fill: (
                 p.fill_from.value().max(1) as u32,
                 p.fill_to.value().max(1) as u32,
@@ -298,23 +431,37 @@ impl WorkerLoop {
                 p.band_lo.value().clamp(0, 127) as u8,
                 p.band_hi.value().clamp(0, 127) as u8,
             ),
+            role: p.role.value(),
+            split: p.split.value().clamp(1, 127) as u8,
+            chords,
+            vary: None,
             threshold: p.threshold.value(),
             velocity: p.velocity_rule(),
         }
     }
 
-    fn generate(&mut self) {
+    fn generate(&mut self, start: Start) {
         let Some(model) = &self.model else {
             self.shared
                 .set_message("no model loaded: load a checkpoint first");
             return;
         };
         let w = &self.shared.worker;
-        let s = self.settings();
+        let mut s = self.settings();
         let lay = layout(model.meta(), &s);
-        let captured = self.log.prompt(lay.bars * lay.bar_ticks / 2, lay.bar_ticks);
+        let captured = self.log.prompt(capture_len(&s, &lay), lay.bar_ticks);
         let epoch = self.shared.state.epoch();
         let current = self.shared.state.with(|st| st.current_idea().cloned());
+        let amount = f64::from(self.params.vary_amount.value()).clamp(0.0, 1.0);
+        let varies = current
+            .as_ref()
+            .and_then(|i| i.roll.as_ref())
+            .is_some_and(|r| r.raw_for(&model.meta().roll).is_some());
+        s.vary = match start {
+            Start::New => None,
+            Start::Vary => Some(amount),
+            Start::Live => (varies && amount < 1.0).then_some(amount),
+        };
         let sources = Sources {
             current: current.as_ref(),
             captured: &captured,
@@ -347,9 +494,13 @@ impl WorkerLoop {
                 let n = idea.notes.len();
                 let bars = idea.bars;
                 w.last_millis.store(millis, Ordering::Relaxed);
+                let what = match s.vary {
+                    Some(a) => format!("variation {a:.2}, "),
+                    None => String::new(),
+                };
                 match self.shared.state.push_idea(idea, epoch) {
                     Some(_) => self.shared.set_message(format!(
-                        "{bars} bars, {n} notes, seed {} in {:.2} s",
+                        "{what}{bars} bars, {n} notes, seed {} in {:.2} s",
                         s.seed,
                         millis as f64 / 1000.0
                     )),

@@ -24,7 +24,8 @@ pub fn golden_midi(name: &str) -> PathBuf {
     }
 }
 
-/// The big corpus (../shared/data), when .ci/run points at it; tests print that they skip.
+/// The big corpus (../shared/data), when .ci/run points at it (the tests that need it are
+/// ignored otherwise, and .ci/run runs them with `-- --ignored`).
 pub fn corpus() -> Option<PathBuf> {
     let dir = PathBuf::from(std::env::var_os("JIT_MUSIC_DATA")?);
     dir.is_dir().then_some(dir)

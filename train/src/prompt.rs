@@ -257,13 +257,15 @@ fn part_list(file: &PromptFile) -> String {
 }
 
 /// Chords from `--chords TEXT` or `--chords-from FILE` on `spec`'s window. A file is a MIDI file
-/// (POP909's chord annotations beside it, else chords estimated from its notes), a POP909-style
-/// `start end label` list in seconds (at `tempo`), or a progression as `--chords` takes it.
+/// (POP909's chord annotations beside it, else chords estimated from its notes; the window starts
+/// at bar `from_bar`, as a prompt's), a POP909-style `start end label` list in seconds (at
+/// `tempo`), or a progression as `--chords` takes it.
 pub fn read_chords(
     text: Option<&str>,
     from: Option<&Path>,
     spec: &RollSpec,
     tempo: f64,
+    from_bar: usize,
 ) -> Result<Option<(ChordTrack, String)>> {
     let (fpb, spb) = grid_bar_beat(spec.grid);
     let w = spec.frames;
@@ -273,7 +275,7 @@ pub fn read_chords(
         (None, Some(path)) => {
             let shown = path.display().to_string();
             if midi::is_midi_path(path) {
-                let file = read_prompt(path, spec, 1)?;
+                let file = read_prompt(path, spec, from_bar)?;
                 let chords = file.chords.context("no chords could be read from it")?;
                 return Ok(Some((chords, shown)));
             }

@@ -66,7 +66,17 @@ pub struct Sidecar {
     pub chords: Option<ChordTrack>,
     #[serde(default)]
     pub chords_source: Option<String>,
+    /// A variation: the sidecar of the sample it varies and how far.
+    #[serde(default)]
+    pub vary: Option<VaryRecord>,
     pub command: String,
+}
+
+/// Where a variation came from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct VaryRecord {
+    pub from: PathBuf,
+    pub amount: f64,
 }
 
 impl Sidecar {

@@ -80,6 +80,7 @@ fn config(midi: &Path, steps: u64) -> TrainConfig {
         device: "cpu".into(),
         name: "test".into(),
         command: "test".into(),
+        distill: None,
     }
 }
 
@@ -353,4 +354,65 @@ fn augmentation_keeps_notes_in_range() {
             }
         }
     }
+}
+
+/// Resuming after a kill leaves no trace: the log is cut back to the checkpoint's step (the
+/// killed run had logged further, and its last line was cut short), the smoothed loss goes on
+/// as in an uninterrupted run, and temporary files of killed writes are removed. The checkpoint
+/// records the data folder relative to the run, not this machine's absolute path.
+#[test]
+fn resume_leaves_no_trace() {
+    let dir = tmp("traces");
+    let midi = small_folder(&dir);
+    let stop = AtomicBool::new(false);
+    let new = |root: &Path, resume: Option<&Path>| {
+        let run = RunDir {
+            root: root.to_path_buf(),
+        };
+        Trainer::new(config(&midi, 6), run, resume, None, true).unwrap()
+    };
+    let run_a = dir.join("a");
+    new(&run_a, None).run(&stop).unwrap();
+
+    let run_b = dir.join("b");
+    let mut t = new(&run_b, None);
+    t.stop_at = Some(4);
+    t.run(&stop).unwrap();
+    drop(t);
+    // What a run killed after step 6 (its checkpoint still at 4) leaves behind.
+    let log = run_b.join("log.jsonl");
+    let mut text = std::fs::read_to_string(&log).unwrap();
+    text.push_str("{\"step\":5,\"loss\":9.0,\"loss_smooth\":9.0}\n");
+    text.push_str("{\"step\":6,\"loss\":9.0,\"loss_smooth\":9.0}\n{\"step\":7,\"lo");
+    std::fs::write(&log, text).unwrap();
+    let stale = run_b.join("checkpoints/last.safetensors.tmp4000000000");
+    std::fs::write(&stale, b"half a checkpoint").unwrap();
+
+    let last = run_b.join("checkpoints/last.safetensors");
+    let mut t = new(&run_b, Some(&last));
+    assert!(!stale.exists(), "a killed write's temporary file is left");
+    t.run(&stop).unwrap();
+
+    let curve = |run: &Path| -> Vec<(u64, f64, f64)> {
+        std::fs::read_to_string(run.join("log.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|v| v.get("loss").is_some())
+            .map(|v| {
+                let f = |k: &str| v[k].as_f64().unwrap();
+                (v["step"].as_u64().unwrap(), f("loss"), f("loss_smooth"))
+            })
+            .collect()
+    };
+    let (a, b) = (curve(&run_a), curve(&run_b));
+    assert_eq!(
+        b.iter().map(|x| x.0).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5, 6]
+    );
+    assert_eq!(a, b, "the resumed log differs from the uninterrupted one");
+
+    let raw = checkpoint::read_bytes("last", &std::fs::read(&last).unwrap()).unwrap();
+    assert_eq!(raw.meta.info["train"]["midi_dir"], "../midi");
+    let _ = std::fs::remove_dir_all(&dir);
 }

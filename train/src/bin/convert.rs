@@ -7,9 +7,11 @@ use clap::Parser;
 use jit_music::checkpoint::{self, Weights};
 use jit_music_train::sampler_args::SamplerArgs;
 
-/// Convert a checkpoint to a JiT-Music inference checkpoint (safetensors with its config).
+/// Convert a checkpoint (the original's .pt, or a training or inference checkpoint of ours) to
+/// an inference checkpoint: one weight set, optionally in f16, with its config, the sampler
+/// settings it recommends and a checksum.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Input: the original's .pt, or one of our checkpoints.
     input: std::path::PathBuf,
@@ -39,7 +41,11 @@ struct Args {
     info: Vec<String>,
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
+    jit_music_train::runtime::main_with(try_main)
+}
+
+fn try_main() -> Result<()> {
     let a = Args::parse();
     let w = checkpoint::load(&a.input, a.weights)?;
     let dtype = if a.f16 { DType::F16 } else { DType::F32 };
@@ -60,13 +66,13 @@ fn main() -> Result<()> {
     }
     if let Some(t) = a.threshold {
         if !(0.0..1.0).contains(&t) {
-            bail!("--threshold must be in [0, 1)");
+            bail!("--threshold must be in [0, 1), got {t}");
         }
         meta.info["threshold"] = serde_json::json!(t);
     }
     if let Some(d) = a.dip {
         if !(0.0..1.0).contains(&d) {
-            bail!("--dip must be in [0, 1)");
+            bail!("--dip must be in [0, 1), got {d}");
         }
         meta.info["dip"] = serde_json::json!(d);
     }
@@ -79,8 +85,7 @@ fn main() -> Result<()> {
             serde_json::from_str(&text).with_context(|| format!("{file} is not JSON"))?;
         meta.info[key] = value;
     }
-    checkpoint::save(&a.output, &tensors, &meta)
-        .with_context(|| format!("cannot write {}", a.output.display()))?;
+    checkpoint::save(&a.output, &tensors, &meta)?;
     eprintln!(
         "{} -> {} ({} tensors, {}, {})",
         a.input.display(),

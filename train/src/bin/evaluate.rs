@@ -8,7 +8,7 @@
 //! it), corrupted copies of them as a floor, and every sample is searched for a near-copy in
 //! the training set (every window starting on a bar line, in all 12 transpositions).
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Parser;
 use jit_music::eval::memorize;
 use jit_music::roll::RollSpec;
@@ -94,7 +94,11 @@ struct Args {
     no_baselines: bool,
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
+    jit_music_train::runtime::main_with(try_main)
+}
+
+fn try_main() -> Result<()> {
     let args = Args::parse();
     if args.generated.is_none() && args.coherence.is_none() && args.chords.is_none() {
         bail!("give --generated DIR --reference DIR, --coherence DIR or --chords DIR");
@@ -150,7 +154,8 @@ fn model_spec(a: &Args) -> Result<RollSpec> {
 fn write_json(a: &Args, what: &str, r: &impl serde::Serialize) -> Result<()> {
     if let Some(p) = &a.json {
         let path = p.with_extension(format!("{what}.json"));
-        std::fs::write(&path, serde_json::to_string_pretty(r)?)?;
+        std::fs::write(&path, serde_json::to_string_pretty(r)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())

@@ -9,14 +9,14 @@ use jit_music::checkpoint::{self, CheckpointMeta, ModelWeights, Weights};
 use jit_music::chords::ChordTrack;
 use jit_music::condition::Keep;
 use jit_music::export::{notes_to_smf, ExportSpec};
-use jit_music::generate::{Generated, Generator, Prompt, Request, SamplerConfig};
+use jit_music::generate::{Generated, Generator, Prompt, Request, SamplerConfig, Vary};
 use jit_music::roll::{write_png, Decode, Velocity};
 use jit_music::sampler::Hooks;
 use jit_music_train::prompt::{
     prompt_from_flags, prompt_notes, read_chords, read_prompt, KeepFlags,
 };
 use jit_music_train::sampler_args::SamplerArgs;
-use jit_music_train::sidecar::{file_noises, interpolation, noise_of, Noise, Sidecar};
+use jit_music_train::sidecar::{file_noises, interpolation, noise_of, Noise, Sidecar, VaryRecord};
 use std::path::{Path, PathBuf};
 
 #[global_allocator]
@@ -24,11 +24,11 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Generate MIDI with a JiT-Music diffusion model.
 ///
-/// Without --ckpt the model embedded in this binary is used (`inspect` lists a model's classes
-/// and recommended settings). Every sample gets a .mid file and a .json sidecar that reproduces
-/// it exactly (`--replay`).
+/// Without --ckpt the model embedded in this binary is used (`inspect CKPT` lists another
+/// model's classes and recommended settings). Every sample gets a .mid file and a .json sidecar
+/// that reproduces it exactly (`--replay`).
 #[derive(Parser, Debug)]
-#[command(version, about, long_about)]
+#[command(version)]
 struct Args {
     /// Checkpoint: ours (.safetensors, inference or training) or the original's .pt.
     #[arg(long)]
@@ -47,8 +47,7 @@ struct Args {
     seed: u64,
     #[command(flatten)]
     sampler: SamplerArgs,
-    /// Style class by name or index (the embedded model: pop, chorales, folk, renaissance).
-    #[arg(long)]
+    #[arg(long, help = class_help())]
     class: Option<String>,
     /// Note threshold, 0..1 of full scale (default: the checkpoint's recommendation, else 0.5).
     #[arg(long)]
@@ -82,6 +81,13 @@ struct Args {
     /// Number of interpolation samples.
     #[arg(long, default_value_t = 5)]
     count: usize,
+    /// Variations of an earlier sample (its sidecar): the same model, class, prompt and chords,
+    /// its output partly re-noised (--amount) and sampled again from new noises (--seed).
+    #[arg(long, value_name = "SAMPLE.json", conflicts_with = "replay")]
+    vary: Option<PathBuf>,
+    /// How far a variation goes back towards noise: 0 keeps the sample, 1 is a new one.
+    #[arg(long, default_value_t = 0.5)]
+    amount: f64,
     /// Regenerate exactly the sample a sidecar describes.
     #[arg(long)]
     replay: Option<PathBuf>,
@@ -124,6 +130,43 @@ struct Args {
     device: String,
 }
 
+/// `--class`'s help, with the embedded model's classes as it records them.
+fn class_help() -> String {
+    let classes = checkpoint::read_meta("embedded", jit_music::default_model::BYTES)
+        .map(|m| {
+            let default = m.default_class() as usize;
+            let names = m
+                .classes
+                .iter()
+                .enumerate()
+                .map(|(i, c)| match i == default {
+                    true => format!("{i} {c} (default)"),
+                    false => format!("{i} {c}"),
+                });
+            names.collect::<Vec<_>>().join(", ")
+        })
+        .unwrap_or_default();
+    format!("Style class by name or index; the embedded model's: {classes}")
+}
+
+/// A plan's values can work: the flags are checked as they are read, a sidecar (`--replay`,
+/// `--vary`) is a file anyone can edit.
+fn check_plan(p: &Plan, meta: &CheckpointMeta) -> Result<()> {
+    checkpoint::check_sampler(&p.sampler).map_err(anyhow::Error::msg)?;
+    let n = meta.config.num_classes;
+    if p.class as usize >= n {
+        bail!("class {} is outside this model's 0..{n}", p.class);
+    }
+    let (t, d) = (p.decode.threshold, p.decode.dip);
+    if !((0.0..1.0).contains(&t) && (0.0..1.0).contains(&d)) {
+        bail!("threshold {t} and dip {d} must be in [0, 1)");
+    }
+    if !(p.tempo.is_finite() && (10.0..=400.0).contains(&p.tempo)) {
+        bail!("tempo must be between 10 and 400 BPM, got {}", p.tempo);
+    }
+    Ok(())
+}
+
 /// Everything a run needs, resolved from the flags or a sidecar.
 struct Plan {
     sampler: SamplerConfig,
@@ -137,15 +180,23 @@ struct Plan {
     /// For a replay: the sample index to write and its place in the batch.
     replay: Option<(usize, usize)>,
     from_bar: usize,
+    /// A variation: the sidecar of the sample it varies and how far.
+    vary: Option<(PathBuf, f64)>,
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
+    jit_music_train::runtime::main_with(try_main)
+}
+
+fn try_main() -> Result<()> {
     jit_music_train::runtime::tune_cpu_runtime();
     let a = Args::parse();
     jit_music_train::runtime::set_threads(a.threads);
     let replay = a.replay.as_deref().map(Sidecar::read).transpose()?;
-    let (weights, ckpt_name) = load_model(&a, replay.as_ref())?;
+    let varied = a.vary.as_deref().map(Sidecar::read).transpose()?;
+    let (weights, ckpt_name) = load_model(&a, replay.as_ref().or(varied.as_ref()))?;
     let plan = resolve(&a, replay.as_ref(), &weights.meta)?;
+    check_plan(&plan, &weights.meta)?;
     prepare_output(&a.out)?;
     let gen = Generator::new(weights, device(&a.device)?)?;
     let raws = run(&a, &plan, &gen, &ckpt_name)?;
@@ -191,8 +242,20 @@ fn load_model(a: &Args, replay: Option<&Sidecar>) -> Result<(ModelWeights, Strin
     }
 }
 
-/// Settings, prompt, chords and noises: a replay takes them all from its sidecar.
+/// Settings, prompt, chords and noises: a replay takes them all from its sidecar, a variation
+/// all but the noises.
 fn resolve(a: &Args, replay: Option<&Sidecar>, meta: &CheckpointMeta) -> Result<Plan> {
+    if let (None, Some(path)) = (replay, &a.vary) {
+        if !(0.0..=1.0).contains(&a.amount) {
+            bail!("--amount must be between 0 and 1, got {}", a.amount);
+        }
+        let mut plan = resolve(a, Some(&Sidecar::read(path)?), meta)?;
+        plan.noises = seed_noises(a)?;
+        plan.batch = a.batch.max(1);
+        plan.replay = None;
+        plan.vary = Some((path.clone(), a.amount));
+        return Ok(plan);
+    }
     let flags = KeepFlags {
         keep_bars: a.keep_bars,
         keep_frames: a.keep_frames,
@@ -232,6 +295,7 @@ fn resolve(a: &Args, replay: Option<&Sidecar>, meta: &CheckpointMeta) -> Result<
             noises,
             replay: Some((s.index(), index)),
             from_bar: s.from_bar.max(1),
+            vary: s.vary.clone().map(|v| (v.from, v.amount)),
         });
     }
     let mut sampler = meta.sampler.clone();
@@ -271,6 +335,7 @@ fn resolve(a: &Args, replay: Option<&Sidecar>, meta: &CheckpointMeta) -> Result<
         a.chords_from.as_deref(),
         &meta.roll,
         tempo,
+        a.from_bar,
     )?;
     if chords.is_some() && !meta.roll.conditions.chords {
         bail!(
@@ -283,13 +348,8 @@ fn resolve(a: &Args, replay: Option<&Sidecar>, meta: &CheckpointMeta) -> Result<
     } else if let Some(p) = &a.init_noise {
         file_noises(p)?
     } else {
-        (0..a.num_samples as u64)
-            .map(|i| Noise::Seed { seed: a.seed + i })
-            .collect()
+        seed_noises(a)?
     };
-    if noises.is_empty() {
-        bail!("nothing to generate: --num-samples must be at least 1");
-    }
     if a.batch == 0 {
         bail!("--batch must be at least 1");
     }
@@ -304,7 +364,20 @@ fn resolve(a: &Args, replay: Option<&Sidecar>, meta: &CheckpointMeta) -> Result<
         batch: a.batch,
         replay: None,
         from_bar: a.from_bar,
+        vary: None,
     })
+}
+
+/// `--num-samples` noises from `--seed` up.
+fn seed_noises(a: &Args) -> Result<Vec<Noise>> {
+    if a.num_samples == 0 {
+        bail!("nothing to generate: --num-samples must be at least 1");
+    }
+    Ok((0..a.num_samples as u64)
+        .map(|i| Noise::Seed {
+            seed: a.seed.wrapping_add(i),
+        })
+        .collect())
 }
 
 fn prepare_output(out: &Path) -> Result<()> {
@@ -326,6 +399,52 @@ fn device(name: &str) -> Result<Device> {
     }
 }
 
+/// The requests of one batch of noises.
+fn requests(
+    plan: &Plan,
+    gen: &Generator,
+    chunk: &[Noise],
+    vary: Option<&Vary>,
+) -> Result<Vec<Request>> {
+    chunk
+        .iter()
+        .map(|n| {
+            Ok(Request {
+                noise: noise_of(n, gen)?,
+                label: plan.class,
+                prompt: plan.prompt.as_ref().map(|p| p.0.clone()),
+                chords: plan.chords.as_ref().map(|c| c.0.clone()),
+                vary: vary.cloned(),
+            })
+        })
+        .collect()
+}
+
+/// For a variation, the output it varies: the earlier sample made again from its sidecar
+/// (itself perhaps a variation).
+fn varied_output(a: &Args, plan: &Plan, gen: &Generator) -> Result<Option<Vary>> {
+    let Some((path, amount)) = &plan.vary else {
+        return Ok(None);
+    };
+    let side = Sidecar::read(path)?;
+    let source = resolve(a, Some(&side), gen.meta())?;
+    let inner = varied_output(a, &source, gen)?;
+    let (_, index) = source.replay.context("a replay plan")?;
+    let out = gen
+        .generate(
+            &requests(&source, gen, &source.noises, inner.as_ref())?,
+            &source.sampler,
+            &source.decode,
+            Hooks::default(),
+        )?
+        .context("sampling was cancelled")?;
+    let from = out.into_iter().nth(index).context("the varied sample")?.raw;
+    Ok(Some(Vary {
+        from,
+        amount: *amount,
+    }))
+}
+
 /// Generate every batch and write its samples; returns the raw outputs written.
 fn run(a: &Args, plan: &Plan, gen: &Generator, ckpt_name: &str) -> Result<Vec<Tensor>> {
     let pb = ProgressBar::new((plan.noises.len() * plan.sampler.forwards()) as u64);
@@ -338,18 +457,9 @@ fn run(a: &Args, plan: &Plan, gen: &Generator, ckpt_name: &str) -> Result<Vec<Te
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let mut raws = Vec::new();
     let mut done = 0usize;
+    let vary = varied_output(a, plan, gen)?;
     for (bi, chunk) in plan.noises.chunks(plan.batch).enumerate() {
-        let requests = chunk
-            .iter()
-            .map(|n| {
-                Ok(Request {
-                    noise: noise_of(n, gen)?,
-                    label: plan.class,
-                    prompt: plan.prompt.as_ref().map(|p| p.0.clone()),
-                    chords: plan.chords.as_ref().map(|c| c.0.clone()),
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let requests = requests(plan, gen, chunk, vary.as_ref())?;
         let mut progress = |d: usize, _t: usize| pb.set_position((done + d) as u64);
         let hooks = Hooks {
             progress: Some(&mut progress),
@@ -432,6 +542,10 @@ fn sidecar(ctx: &Ctx, chunk: &[Noise], j: usize, idx: usize) -> Sidecar {
         keep_part: plan.prompt.as_ref().and_then(|p| p.2.clone()),
         chords: plan.chords.as_ref().map(|c| c.0.clone()),
         chords_source: plan.chords.as_ref().map(|c| c.1.clone()),
+        vary: plan.vary.as_ref().map(|(from, amount)| VaryRecord {
+            from: from.clone(),
+            amount: *amount,
+        }),
         command: command.to_string(),
     }
 }
@@ -463,9 +577,8 @@ fn write_sample(
             fpb,
         )?;
     }
-    std::fs::write(
-        out.join(format!("{stem}.json")),
-        serde_json::to_string_pretty(side)?,
-    )?;
+    let json = out.join(format!("{stem}.json"));
+    std::fs::write(&json, serde_json::to_string_pretty(side)?)
+        .with_context(|| format!("cannot write {}", json.display()))?;
     Ok(())
 }

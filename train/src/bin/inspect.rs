@@ -28,6 +28,9 @@ use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+#[path = "inspect/checkpoint.rs"]
+mod checkpoint;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum GridKind {
     /// Frames per quarter note (`--steps-per-beat`), bar lines from downbeats.
@@ -39,13 +42,15 @@ enum GridKind {
 #[derive(Parser, Debug)]
 #[command(
     name = "inspect",
-    about = "Show what the model sees of a MIDI file or folder: piano-roll crops with statistics, \
+    about = "Show what the model sees of a MIDI file or folder (piano-roll crops with statistics, \
              an ASCII view, PNG heatmaps and MIDI re-exports; a folder summary; a whole roll as a \
-             safetensors tensor",
+             safetensors tensor), or what a checkpoint holds (.safetensors or the original's .pt: \
+             its model, styles, recommended settings, provenance and checksum)",
     long_about = None
 )]
 struct Args {
-    /// A MIDI file, or a folder searched recursively for .mid/.midi files.
+    /// A MIDI file, a folder searched recursively for .mid/.midi files, or a checkpoint
+    /// (.safetensors, .pt or .pth).
     path: PathBuf,
 
     /// Time grid of the roll.
@@ -139,7 +144,11 @@ fn convert(path: &Path, args: &Args) -> Result<Converted> {
     Ok(Converted { score, roll })
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
+    jit_music_train::runtime::main_with(try_main)
+}
+
+fn try_main() -> Result<()> {
     let args = Args::parse();
     if args.ascii_low > args.ascii_high {
         bail!(
@@ -160,107 +169,13 @@ fn main() -> Result<()> {
             );
         }
         inspect_folder(&args)
-    } else if args.path.is_file() && is_checkpoint(&args.path) {
-        inspect_checkpoint(&args.path)
+    } else if args.path.is_file() && checkpoint::is_checkpoint(&args.path) {
+        checkpoint::inspect_checkpoint(&args.path)
     } else if args.path.is_file() {
         inspect_file(&args)
     } else {
         bail!("{}: no such file or folder", args.path.display())
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// A checkpoint.
-
-fn is_checkpoint(path: &Path) -> bool {
-    matches!(
-        path.extension().and_then(|e| e.to_str()),
-        Some("safetensors" | "pt" | "pth")
-    )
-}
-
-/// Print what a checkpoint rebuilds and where it came from.
-fn inspect_checkpoint(path: &Path) -> Result<()> {
-    use jit_music::checkpoint::{self, Weights};
-    let w = checkpoint::load(path, Weights::Ema1)?;
-    let m = &w.meta;
-    let params: usize = w.tensors.values().map(|t| t.elem_count()).sum();
-    let dtype = w.tensors.values().next().map_or("?".to_string(), |t| {
-        format!("{:?}", t.dtype()).to_lowercase()
-    });
-    println!("{}", path.display());
-    println!(
-        "  name        {}",
-        if m.name.is_empty() { "-" } else { &m.name }
-    );
-    println!(
-        "  model       {} ({:.2}M parameters, {dtype}), step {}",
-        m.config.preset_name().unwrap_or("custom size"),
-        params as f64 / 1e6,
-        m.step
-    );
-    println!(
-        "  roll        {} pitches x {} frames, {:?}{}",
-        m.roll.pitches,
-        m.roll.frames,
-        m.roll.grid,
-        if m.roll.articulation {
-            ", articulated"
-        } else {
-            ""
-        }
-    );
-    let default_class = m.info["default_class"].as_u64();
-    if m.classes.is_empty() {
-        println!("  styles      none (unconditional)");
-    } else {
-        let names: Vec<String> = m
-            .classes
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                if Some(i as u64) == default_class {
-                    format!("{c} (default)")
-                } else {
-                    c.clone()
-                }
-            })
-            .collect();
-        println!("  styles      {}", names.join(", "));
-    }
-    let s = &m.sampler;
-    println!(
-        "  sampler     {:?} {} steps, cfg {} on ({}, {}), threshold {}, dip split {}",
-        s.method,
-        s.steps,
-        s.cfg_scale,
-        s.cfg_interval.0,
-        s.cfg_interval.1,
-        m.recommended_threshold(),
-        m.recommended_dip()
-    );
-    let info = &m.info;
-    if let Some(c) = info["train"]["command"].as_str() {
-        println!("  trained by  {c}");
-    }
-    if let Some(n) = info["data"]["files"].as_u64() {
-        println!(
-            "  data        {n} files ({} train, {} held out), {} windows",
-            info["data"]["train_files"], info["data"]["val_files"], info["data"]["train_windows"]
-        );
-    }
-    for key in ["loss_smooth", "val_loss"] {
-        if let Some(v) = info[key].as_f64() {
-            println!("  {key:<11} {v:.4}");
-        }
-    }
-    if let Some(ev) = info["evaluation"].as_object() {
-        println!(
-            "  evaluation  {}",
-            serde_json::to_string(ev).unwrap_or_default()
-        );
-    }
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -550,7 +465,7 @@ fn inspect_folder(args: &Args) -> Result<()> {
                     histogram: c.roll.roll.pitch_histogram(),
                     density: f64::from(c.roll.roll.density(0.5)),
                 })
-                .map_err(|e| format!("{:#}", e));
+                .map_err(|e| jit_music_train::runtime::one_line(&e));
             pb.inc(1);
             (p.clone(), r)
         })

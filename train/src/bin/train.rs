@@ -17,6 +17,10 @@ use std::sync::Arc;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[path = "train/ranges.rs"]
+mod ranges;
+use ranges::check_ranges;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum GridKind {
     Beats,
@@ -37,7 +41,7 @@ enum ChannelsArg {
 /// model.safetensors with the EMA weights that `generate` and the plugin load), log.jsonl, and
 /// samples/step_N/ with preview .mid and .png files.
 #[derive(Parser, Debug)]
-#[command(version, about, long_about)]
+#[command(version)]
 struct Args {
     /// Folder of MIDI files (.mid/.midi, searched recursively; symlinked folders are followed).
     #[arg(long)]
@@ -101,6 +105,15 @@ struct Args {
     /// mask: continue, fill, pitch band, part) and chords; `none` for none.
     #[arg(long, value_name = "LIST")]
     conditions: Option<String>,
+    /// Hidden width instead of the preset's (the model is then a custom size).
+    #[arg(long)]
+    hidden: Option<usize>,
+    /// Number of blocks instead of the preset's.
+    #[arg(long)]
+    depth: Option<usize>,
+    /// Attention heads instead of the preset's.
+    #[arg(long)]
+    heads: Option<usize>,
     /// Patch size PITCHESxFRAMES instead of the preset's (e.g. 16x8: half a bar per token).
     #[arg(long, value_name = "HxW")]
     patch: Option<String>,
@@ -185,8 +198,23 @@ struct Args {
     /// A name for the model, shown in the plugin.
     #[arg(long)]
     name: Option<String>,
-    /// Time N training steps on generated data and print samples/s, then exit.
+    /// Distil a few-step student from this teacher checkpoint: the teacher samples --pairs
+    /// training windows (with their conditions), the student starts from its weights and
+    /// learns those pairs (reflow). The student's checkpoint recommends --student-steps Euler
+    /// steps without guidance.
+    #[arg(long, value_name = "CKPT")]
+    distill_from: Option<PathBuf>,
+    /// Teacher samples to make for --distill-from.
+    #[arg(long, default_value_t = 8192)]
+    pairs: usize,
+    /// Steps the distilled student's checkpoint recommends.
+    #[arg(long, default_value_t = 2)]
+    student_steps: usize,
+    /// The teacher's sampling steps for the pairs (default: its recommendation).
     #[arg(long)]
+    teacher_steps: Option<usize>,
+    /// Time N training steps on generated data and print samples/s, then exit.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     benchmark: Option<u64>,
     /// No progress bar.
     #[arg(long)]
@@ -248,6 +276,15 @@ fn build_config(a: &Args, midi_dir: PathBuf) -> Result<TrainConfig> {
         model.patch_h = h;
         model.patch_w = w;
         preset = format!("{preset} patch {h}x{w}");
+    }
+    if a.hidden.is_some() || a.depth.is_some() || a.heads.is_some() {
+        model.hidden_size = a.hidden.unwrap_or(model.hidden_size);
+        model.depth = a.depth.unwrap_or(model.depth);
+        model.num_heads = a.heads.unwrap_or(model.num_heads);
+        preset = format!(
+            "{preset} resized to hidden {} depth {} heads {}",
+            model.hidden_size, model.depth, model.num_heads
+        );
     }
     let channels = match a.channels.unwrap_or(ChannelsArg::Intensity) {
         ChannelsArg::Intensity => Channels::Intensity,
@@ -312,6 +349,7 @@ fn build_config(a: &Args, midi_dir: PathBuf) -> Result<TrainConfig> {
         device: a.device.clone(),
         name: a.name.clone().unwrap_or_else(|| "JiT-Music model".into()),
         command: std::env::args().collect::<Vec<_>>().join(" "),
+        distill: None,
     })
 }
 
@@ -336,6 +374,9 @@ fn check_resume_flags(a: &Args, stored: &TrainConfig) -> Result<()> {
         )
     };
     check("--preset", shape(fm), shape(sm));
+    check("--hidden", j(&fm.hidden_size), j(&sm.hidden_size));
+    check("--depth", j(&fm.depth), j(&sm.depth));
+    check("--heads", j(&fm.num_heads), j(&sm.num_heads));
     check(
         "--patch",
         format!("{}x{}", fm.patch_h, fm.patch_w),
@@ -422,90 +463,11 @@ mod erased {
     }
 }
 
-/// Refuse settings that cannot work before anything is read or allocated.
-fn check_ranges(cfg: &TrainConfig) -> Result<()> {
-    let o = &cfg.optim;
-    let d = &cfg.data;
-    let ok = |cond: bool, msg: String| {
-        if cond {
-            Ok(())
-        } else {
-            Err(anyhow::anyhow!(msg))
-        }
-    };
-    ok(
-        (1..=4096).contains(&cfg.batch_size),
-        format!(
-            "--batch-size must be between 1 and 4096, got {}",
-            cfg.batch_size
-        ),
-    )?;
-    ok(cfg.steps >= 1, "--steps must be at least 1".into())?;
-    ok(
-        (0.0..=0.5).contains(&d.val_fraction),
-        format!(
-            "--val-fraction must be between 0 and 0.5, got {}",
-            d.val_fraction
-        ),
-    )?;
-    ok(
-        o.lr.is_finite() && o.lr > 0.0 && o.lr < 1.0,
-        format!("--lr must be in (0, 1), got {}", o.lr),
-    )?;
-    ok(
-        o.min_lr.is_finite() && o.min_lr >= 0.0 && o.min_lr <= o.lr,
-        format!(
-            "--min-lr must be between 0 and --lr ({}), got {}",
-            o.lr, o.min_lr
-        ),
-    )?;
-    ok(
-        (0.0..1.0).contains(&o.beta1) && (0.0..1.0).contains(&o.beta2),
-        format!(
-            "--beta1 and --beta2 must be in [0, 1), got {} and {}",
-            o.beta1, o.beta2
-        ),
-    )?;
-    ok(
-        (0.0..=1.0).contains(&cfg.objective.label_drop_prob),
-        "--label-drop-prob must be between 0 and 1".into(),
-    )?;
-    ok(
-        cfg.objective.noise_scale.is_finite() && cfg.objective.noise_scale > 0.0,
-        "--noise-scale must be positive".into(),
-    )?;
-    ok(
-        cfg.objective.P_std.is_finite() && cfg.objective.P_std > 0.0,
-        "--p-std must be positive".into(),
-    )?;
-    ok(
-        (0..=48).contains(&d.pitch_shift),
-        format!(
-            "--pitch-shift must be between 0 and 48 semitones, got {}",
-            d.pitch_shift
-        ),
-    )?;
-    ok(
-        (0.0..1.0).contains(&cfg.ema_decays.0) && (0.0..1.0).contains(&cfg.ema_decays.1),
-        "--ema-decay1/2 must be in [0, 1)".into(),
-    )?;
-    let memory = jit_music_train::trainer::memory_estimate(cfg);
-    if let Some(avail) = jit_music_train::runtime::available_memory() {
-        ok(
-            memory < avail,
-            format!(
-                "--batch-size {} with {} needs about {:.1} GB, and {:.1} GB are available; use a smaller batch or preset",
-                cfg.batch_size,
-                cfg.preset,
-                memory as f64 / 1e9,
-                avail as f64 / 1e9
-            ),
-        )?;
-    }
-    Ok(())
+fn main() -> std::process::ExitCode {
+    jit_music_train::runtime::main_with(try_main)
 }
 
-fn main() -> Result<()> {
+fn try_main() -> Result<()> {
     jit_music_train::runtime::tune_cpu_runtime();
     let a = Args::parse();
     if a.list_presets {
@@ -525,13 +487,9 @@ fn main() -> Result<()> {
     }
     let stop = ctrl_c_stops();
     let resume_path = a.resume.then(|| run.last());
-    let mut t = Trainer::new(
-        cfg,
-        run,
-        resume_path.as_deref(),
-        a.init_from.as_deref(),
-        a.quiet,
-    )?;
+    // A distilled student starts from its teacher's weights.
+    let init_from = a.init_from.as_deref().or(a.distill_from.as_deref());
+    let mut t = Trainer::new(cfg, run, resume_path.as_deref(), init_from, a.quiet)?;
     report_start(&t);
     let loss = t.run(&stop)?;
     eprintln!(
@@ -568,7 +526,55 @@ fn resolve_config(a: &Args, run: &RunDir) -> Result<TrainConfig> {
         // The class count comes from the folder names (sorted), known before any training.
         cfg.model.num_classes = jit_music_train::data::class_names(&dir)?.len().max(1);
     }
+    if let Some(teacher) = &a.distill_from {
+        distill_config(a, teacher, &mut cfg)?;
+    }
     Ok(cfg)
+}
+
+/// A distillation run takes the teacher's model, rolls and objective; only the schedule and the
+/// data folder are its own.
+fn distill_config(a: &Args, teacher: &std::path::Path, cfg: &mut TrainConfig) -> Result<()> {
+    if !(1..=64).contains(&a.student_steps) {
+        bail!(
+            "--student-steps must be between 1 and 64, got {}",
+            a.student_steps
+        );
+    }
+    if a.teacher_steps.is_some_and(|s| !(1..=1000).contains(&s)) {
+        bail!("--teacher-steps must be between 1 and 1000");
+    }
+    if a.pairs < cfg.batch_size || a.pairs > 1_000_000 {
+        bail!(
+            "--pairs must be between the batch size ({}) and 1000000, got {}",
+            cfg.batch_size,
+            a.pairs
+        );
+    }
+    let t = checkpoint::load(teacher, checkpoint::Weights::Ema1)?;
+    let m = &t.meta;
+    cfg.model = m.config.clone();
+    cfg.data.grid = m.roll.grid;
+    cfg.data.frames = m.roll.frames;
+    cfg.data.articulation = m.roll.articulation;
+    cfg.data.channels = m.roll.channels;
+    cfg.data.conditions = m.roll.conditions;
+    cfg.objective = jit_music::diffusion::Objective {
+        label_drop_prob: a.label_drop_prob.unwrap_or(0.0),
+        ..m.objective.clone()
+    };
+    cfg.preset = format!("{} distilled", m.config.preset_name().unwrap_or("custom"));
+    let mut teacher_sampler = m.sampler.clone();
+    if let Some(s) = a.teacher_steps {
+        teacher_sampler.steps = s;
+    }
+    cfg.distill = Some(jit_music_train::trainer::distill::DistillConfig {
+        teacher: teacher.to_path_buf(),
+        pairs: a.pairs,
+        teacher_sampler,
+        student_steps: a.student_steps,
+    });
+    Ok(())
 }
 
 fn resume_config(a: &Args, run: &RunDir) -> Result<TrainConfig> {
@@ -586,9 +592,10 @@ fn resume_config(a: &Args, run: &RunDir) -> Result<TrainConfig> {
     let mut cfg: TrainConfig = serde_json::from_value(raw.meta.info["train"].clone())
         .context("the checkpoint's training settings are unreadable")?;
     check_resume_flags(a, &cfg)?;
-    if let Some(d) = &a.midi_dir {
-        cfg.midi_dir = d.clone();
-    }
+    cfg.midi_dir = match &a.midi_dir {
+        Some(d) => d.clone(),
+        None => jit_music_train::trainer::resume::resolve_midi_dir(&cfg.midi_dir, &run.root),
+    };
     cfg.steps = a.steps;
     cfg.ckpt_every = a.ckpt_every;
     cfg.keep_every = a.keep_every;

@@ -1,7 +1,7 @@
 //! Batches as the model sees them, drawn deterministically from `(seed, step)`, and the
 //! prefetch thread that draws them ahead of the training step.
 
-use super::draw::draw;
+use super::draw::{draw, Drawn};
 use super::{DataConfig, Song};
 use jit_music::condition::encode_conditions;
 use jit_music::roll::{Channels, GridNote, RollNote, RollSpec};
@@ -17,6 +17,12 @@ pub struct Batch {
     pub cond: Option<Vec<f32>>,
     pub labels: Vec<u32>,
     pub step: u64,
+    /// What each sample's conditioning channels encode (conditioned models only): a teacher
+    /// generating distillation pairs is given the same.
+    pub drawn: Vec<Drawn>,
+    /// The noise paired with `x` `[B, C, H, W]` (distillation: the noise a teacher's sample
+    /// came from); `None` draws fresh noise.
+    pub noise: Option<Vec<f32>>,
 }
 
 /// Draws batches deterministically from `(seed, step)`: the same step always gets the same
@@ -91,6 +97,7 @@ impl Sampler {
         let mut x = Vec::with_capacity(batch_size * spec.numel());
         let mut cond = conditioned.then(|| Vec::with_capacity(batch_size * spec.numel()));
         let mut labels = Vec::with_capacity(batch_size);
+        let mut drawn = Vec::new();
         let total: f64 = self.class_weights.iter().sum();
         for _ in 0..batch_size {
             let mut r = rng.random::<f64>() * total;
@@ -140,6 +147,7 @@ impl Sampler {
                         label = self.null_label;
                     }
                     cond.extend(encode_conditions(spec, d.known.as_ref(), d.chords.as_ref()));
+                    drawn.push(d);
                 }
             }
             labels.push(label);
@@ -149,6 +157,8 @@ impl Sampler {
             cond,
             labels,
             step,
+            drawn,
+            noise: None,
         }
     }
 }

@@ -27,7 +27,7 @@ pub const CONDITION_MIX: ConditionMix = ConditionMix {
 };
 
 /// What one training window is conditioned on.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Drawn {
     pub known: Option<Known>,
     pub chords: Option<ChordTrack>,

@@ -54,9 +54,16 @@ fn cases(dir: &Path, spec: &RollSpec) -> Result<Vec<Case>> {
         };
         let folder = p.parent().unwrap_or(dir);
         let generated = file_notes(&folder.join(&side.file), spec)?;
-        let (real, real_chords) = match &side.prompt {
-            Some(prompt) => {
-                let f = read_prompt(prompt, spec, side.from_bar.max(1))?;
+        // The real music: the prompt's window, or the song the chords came from.
+        let source = side.prompt.clone().or_else(|| {
+            side.chords_source
+                .as_ref()
+                .map(PathBuf::from)
+                .filter(|p| midi::is_midi_path(p) && p.is_file())
+        });
+        let (real, real_chords) = match &source {
+            Some(file) => {
+                let f = read_prompt(file, spec, side.from_bar.max(1))?;
                 (f.notes.iter().map(|n| n.note).collect(), f.chords)
             }
             None => (Vec::new(), None),

@@ -1,7 +1,7 @@
 //! `train --benchmark`: training speed on pre-made tensors and on the real data pipeline.
 
 use super::init::{seeded_init, sorted_vars};
-use super::step::loss_and_grads;
+use super::step::{loss_and_grads, StepBatch};
 use super::{device, TrainConfig};
 use crate::data::{self, Sampler};
 use crate::optim::AdamW;
@@ -48,6 +48,8 @@ pub fn benchmark(cfg: &TrainConfig, n: u64) -> Result<()> {
         cond: (cc > 0).then(|| sparse(b * cc * h * w)),
         labels: vec![0; b],
         step: 0,
+        drawn: Vec::new(),
+        noise: None,
     };
     let params: Vec<Var> = opt.params.iter().map(|p| p.var.clone()).collect();
     let step = |opt: &mut AdamW, batch: &data::Batch| -> Result<f64> {
@@ -57,15 +59,14 @@ pub fn benchmark(cfg: &TrainConfig, n: u64) -> Result<()> {
             .as_ref()
             .map(|v| Tensor::from_slice(v, (b, cc, h, w), &dev))
             .transpose()?;
-        let (loss, grads) = loss_and_grads(
-            &cfg.objective,
-            &net,
-            &params,
-            &x,
-            cond.as_ref(),
-            &batch.labels,
-            batch.step,
-        )?;
+        let sb = StepBatch {
+            x: &x,
+            cond: cond.as_ref(),
+            labels: &batch.labels,
+            noise: None,
+            seed: batch.step,
+        };
+        let (loss, grads) = loss_and_grads(&cfg.objective, &net, &params, &sb)?;
         opt.step(&grads, 1e-4)?;
         Ok(loss)
     };

@@ -3,12 +3,14 @@
 //! exact resume, a JSONL log, validation loss and preview samples.
 
 mod bench;
+pub mod distill;
 mod init;
 mod previews;
+pub mod resume;
 mod step;
 
 pub use bench::benchmark;
-pub use step::loss_and_grads;
+pub use step::{loss_and_grads, StepBatch};
 
 use crate::data::{self, DataConfig, Dataset, Sampler};
 use crate::optim::{AdamW, AdamWConfig};
@@ -55,6 +57,9 @@ pub struct TrainConfig {
     pub name: String,
     /// The command line that started the run.
     pub command: String,
+    /// A few-step student distilled from a teacher (see [`distill`]).
+    #[serde(default)]
+    pub distill: Option<distill::DistillConfig>,
 }
 
 /// Where a run keeps its files.
@@ -86,6 +91,7 @@ impl RunDir {
     pub fn prepare(&self) -> Result<()> {
         std::fs::create_dir_all(self.checkpoints())
             .with_context(|| format!("cannot create output folder {}", self.root.display()))?;
+        resume::remove_stale_tmp(&self.checkpoints());
         let probe = self.root.join(".write-test");
         std::fs::write(&probe, b"ok")
             .with_context(|| format!("output folder {} is not writable", self.root.display()))?;
@@ -129,8 +135,12 @@ pub struct Trainer {
     pub dataset: Dataset,
     pub dev: Device,
     sampler: Arc<Sampler>,
+    /// The teacher's pairs of a distillation run.
+    pairs: Option<Arc<distill::Pairs>>,
     val_batches: Vec<data::Batch>,
     log: std::fs::File,
+    /// The smoothed loss, carried over on resume so that the curve continues.
+    smooth: Option<f64>,
     quiet: bool,
     /// Stop (with a checkpoint) after this step, as Ctrl-C would; for tests and time-boxed runs.
     pub stop_at: Option<u64>,
@@ -153,6 +163,7 @@ impl Trainer {
         seeded_init(&vars, cfg.seed)?;
         let mut opt = AdamW::new(vars, cfg.optim.clone(), cfg.ema_decays)?;
         let mut step = 0u64;
+        let mut smooth = None;
 
         if let Some(path) = resume {
             let bytes = std::fs::read(path)
@@ -187,6 +198,7 @@ impl Trainer {
             }
             step = raw.meta.step;
             opt.t = raw.meta.info["opt_t"].as_u64().unwrap_or(step);
+            smooth = raw.meta.info["loss_smooth"].as_f64();
         } else if let Some(path) = init_from {
             let w = checkpoint::load(path, Weights::Ema1)?;
             if w.meta.config != cfg.model {
@@ -243,13 +255,33 @@ impl Trainer {
             .iter()
             .map(|s| format!("{}\n", s.path.display()))
             .collect();
-        std::fs::write(run.root.join("val_files.txt"), held_out)
-            .with_context(|| format!("cannot write into {}", run.root.display()))?;
+        let held_out_file = run.root.join("val_files.txt");
+        std::fs::write(&held_out_file, held_out)
+            .with_context(|| format!("cannot write {}", held_out_file.display()))?;
+        if resume.is_some() {
+            resume::cut_log(&run.log(), step)?;
+        }
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(run.log())
             .with_context(|| format!("cannot open {}", run.log().display()))?;
+        let pairs = match &cfg.distill {
+            Some(_) => {
+                if resume.is_none() {
+                    // A student counts its own steps, not its teacher's.
+                    step = 0;
+                }
+                Some(Arc::new(distill::prepare(
+                    &cfg,
+                    &run.root,
+                    &sampler,
+                    &dataset.classes,
+                    quiet,
+                )?))
+            }
+            None => None,
+        };
         Ok(Self {
             cfg,
             run,
@@ -259,8 +291,10 @@ impl Trainer {
             dataset,
             dev,
             sampler,
+            pairs,
             val_batches,
             log,
+            smooth,
             quiet,
             stop_at: None,
         })
@@ -281,7 +315,7 @@ impl Trainer {
             .unwrap_or(0);
         let mut info = serde_json::json!({
             "default_class": default_class,
-            "train": self.cfg,
+            "train": resume::portable(&self.cfg, &self.run.root),
             "opt_t": self.opt.t,
             "data": {
                 "files": self.dataset.files,
@@ -302,14 +336,29 @@ impl Trainer {
             config: self.cfg.model.clone(),
             roll: self.cfg.data.roll_spec(),
             objective: self.cfg.objective.clone(),
-            sampler: SamplerConfig {
-                t_eps: self.cfg.objective.t_eps,
-                noise_scale: self.cfg.objective.noise_scale,
-                ..Default::default()
-            },
+            sampler: self.recommended_sampler(),
             classes: self.dataset.classes.clone(),
             step: self.step,
             info,
+        }
+    }
+
+    /// What the checkpoint recommends for sampling: the original's Heun 32 with guidance 3, or
+    /// for a distilled student a few Euler steps without guidance (it learned the guided flow).
+    fn recommended_sampler(&self) -> SamplerConfig {
+        let base = SamplerConfig {
+            t_eps: self.cfg.objective.t_eps,
+            noise_scale: self.cfg.objective.noise_scale,
+            ..Default::default()
+        };
+        match &self.cfg.distill {
+            Some(d) => SamplerConfig {
+                method: jit_music::sampler::Method::Euler,
+                steps: d.student_steps.max(1),
+                cfg_scale: 1.0,
+                ..base
+            },
+            None => base,
         }
     }
 
@@ -345,22 +394,25 @@ impl Trainer {
             tensors.push((format!("opt.v.{}", p.name), p.v.clone()));
         }
         let meta = self.meta(Kind::Training, extra.clone());
-        checkpoint::save(&self.run.last(), &tensors, &meta)?;
+        let at_step = || format!("step {}", self.step);
+        checkpoint::save(&self.run.last(), &tensors, &meta).with_context(at_step)?;
         if numbered {
             let p = self
                 .run
                 .checkpoints()
                 .join(format!("step_{}.safetensors", self.step));
-            checkpoint::save(&p, &tensors, &meta)?;
+            checkpoint::save(&p, &tensors, &meta).with_context(at_step)?;
         }
         let pmeta = self.meta(Kind::Inference, extra);
-        checkpoint::save(&self.run.published(), &self.ema1_tensors(), &pmeta)?;
+        checkpoint::save(&self.run.published(), &self.ema1_tensors(), &pmeta)
+            .with_context(at_step)?;
         Ok(())
     }
 
     fn log_line(&mut self, v: serde_json::Value) -> Result<()> {
-        writeln!(self.log, "{v}")?;
-        Ok(())
+        let (step, log) = (self.step, self.run.log());
+        writeln!(self.log, "{v}")
+            .with_context(|| format!("step {step}: cannot write {}", log.display()))
     }
 
     /// Train up to `cfg.steps`. `stop` (Ctrl-C) ends the loop after the current step with a
@@ -373,7 +425,10 @@ impl Trainer {
             }
             return Ok(f64::NAN);
         }
-        let rx = data::prefetch(self.sampler.clone(), self.step, self.cfg.batch_size, 4);
+        let rx = match &self.pairs {
+            Some(p) => distill::prefetch(p.clone(), self.sampler.clone(), self.step, 4),
+            None => data::prefetch(self.sampler.clone(), self.step, self.cfg.batch_size, 4),
+        };
         let pb = if self.quiet {
             ProgressBar::hidden()
         } else {
@@ -386,7 +441,7 @@ impl Trainer {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         pb.set_position(self.step);
-        let mut smooth: Option<f64> = None;
+        let mut smooth = self.smooth;
         let mut window_start = Instant::now();
         let mut window_steps = 0u64;
         let mut wait_ms = 0.0;
@@ -398,7 +453,10 @@ impl Trainer {
             let lr = self.cfg.optim.lr_at(self.step, self.opt.t, total);
             let (loss_v, grads) = self.step_grads(&batch)?;
             if !loss_v.is_finite() {
-                self.save(false, serde_json::json!({"stopped": "non-finite loss"}))?;
+                self.save(
+                    false,
+                    serde_json::json!({"stopped": "non-finite loss", "loss_smooth": smooth}),
+                )?;
                 bail!(
                     "loss became {loss_v} at step {}; saved a checkpoint before it. Try a lower --lr",
                     self.step
@@ -412,6 +470,7 @@ impl Trainer {
                 None => loss_v,
                 Some(s) => 0.98 * s + 0.02 * loss_v,
             });
+            self.smooth = smooth;
             let el = window_start.elapsed().as_secs_f64();
             if el > 5.0 {
                 rate = window_steps as f64 / el;
@@ -450,7 +509,10 @@ impl Trainer {
                 self.save(numbered, serde_json::json!({"loss_smooth": smooth}))?;
             }
             if self.cfg.sample_every > 0 && (self.step % self.cfg.sample_every == 0 || at_end) {
-                let dir = self.previews()?;
+                let dir = self.previews().with_context(|| {
+                    let dir = self.run.samples(self.step);
+                    format!("step {}: previews in {}", self.step, dir.display())
+                })?;
                 pb.println(format!("step {}: previews in {}", self.step, dir.display()));
             }
             if stopping && self.stop_at != Some(self.step) {

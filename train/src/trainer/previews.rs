@@ -26,6 +26,7 @@ impl Trainer {
                     label: (i % classes) as u32,
                     prompt: None,
                     chords: None,
+                    vary: None,
                 })
             })
             .collect::<candle_core::Result<Vec<_>>>()?;

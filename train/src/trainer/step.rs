@@ -6,7 +6,21 @@ use anyhow::Result;
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Tensor, Var};
 use jit_music::diffusion::{draws_to_tensors, Objective};
-use jit_music::model::{JiT, Path as OpPath};
+use jit_music::model::{JiT, OpPath};
+
+/// One step's inputs as tensors.
+#[derive(Debug, Clone, Copy)]
+pub struct StepBatch<'a> {
+    /// Rolls `[B, C, H, W]`.
+    pub x: &'a Tensor,
+    /// Conditioning channels `[B, Cc, H, W]`.
+    pub cond: Option<&'a Tensor>,
+    pub labels: &'a [u32],
+    /// Unit noise paired with `x` (distillation); `None` draws it from `seed`.
+    pub noise: Option<&'a [f32]>,
+    /// Seed of the step's draws (t, noise, label dropout).
+    pub seed: u64,
+}
 
 /// Loss and gradients of one batch, with the same draws (t, noise, label dropout) as the whole
 /// batch would get from `seed`. On the CPU the batch runs as two halves on two threads, each
@@ -18,15 +32,24 @@ pub fn loss_and_grads(
     objective: &Objective,
     net: &JiT,
     params: &[Var],
-    x: &Tensor,
-    cond: Option<&Tensor>,
-    labels: &[u32],
-    seed: u64,
+    batch: &StepBatch,
 ) -> Result<(f64, GradStore)> {
+    let StepBatch {
+        x,
+        cond,
+        labels,
+        noise,
+        seed,
+    } = *batch;
     let dev = x.device().clone();
     let b = labels.len();
     let numel = x.elem_count() / b.max(1);
-    let d = objective.draw(seed, labels, numel, net.null_label());
+    let mut d = objective.draw(seed, labels, numel, net.null_label());
+    if let Some(n) = noise {
+        // Distillation: the noise the teacher's sample came from, scaled as drawn noise is.
+        let s = objective.noise_scale as f32;
+        d.e = n.iter().map(|v| v * s).collect();
+    }
     let (t, e, y) = draws_to_tensors(&d, x.dims(), &dev)?;
     if dev.is_cuda() {
         let half = net.to_dtype(DType::BF16)?;
@@ -99,15 +122,14 @@ impl Trainer {
     pub fn step_grads(&self, batch: &data::Batch) -> Result<(f64, GradStore)> {
         let (x, c) = self.batch_tensors(batch)?;
         let params: Vec<Var> = self.opt.params.iter().map(|p| p.var.clone()).collect();
-        loss_and_grads(
-            &self.cfg.objective,
-            &self.net,
-            &params,
-            &x,
-            c.as_ref(),
-            &batch.labels,
-            self.draw_seed(batch.step),
-        )
+        let step = StepBatch {
+            x: &x,
+            cond: c.as_ref(),
+            labels: &batch.labels,
+            noise: batch.noise.as_deref(),
+            seed: self.draw_seed(batch.step),
+        };
+        loss_and_grads(&self.cfg.objective, &self.net, &params, &step)
     }
 
     /// The loss of one batch without gradients (validation), with that step's draws.
