@@ -3,7 +3,7 @@
 
 use super::harmony::{best_triad, Harmony, Triad};
 use super::{Feature, FeatureSet, Window};
-use crate::roll::RollNote;
+use crate::roll::{top_voice, RollNote};
 
 /// Krumhansl-Kessler major key profile, tonic first.
 pub const KK_MAJOR: [f64; 12] = [
@@ -13,32 +13,6 @@ pub const KK_MAJOR: [f64; 12] = [
 pub const KK_MINOR: [f64; 12] = [
     6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17,
 ];
-
-/// The top voice by the skyline rule: at each onset time the highest starting note, unless a
-/// higher top-voice note is still sounding (then the new note is an inner voice). A top-voice
-/// note is cut where the next one starts. Sorted by start.
-pub fn skyline(w: &Window) -> Vec<RollNote> {
-    let mut out: Vec<RollNote> = Vec::new();
-    let notes = &w.notes; // sorted by (start, pitch)
-    let mut i = 0;
-    while i < notes.len() {
-        let t = notes[i].start;
-        let mut j = i;
-        while j + 1 < notes.len() && notes[j + 1].start == t {
-            j += 1;
-        }
-        let top = notes[j]; // highest pitch at this onset
-        i = j + 1;
-        if let Some(last) = out.last_mut() {
-            if last.end > t && last.pitch > top.pitch {
-                continue;
-            }
-            last.end = last.end.min(t);
-        }
-        out.push(top);
-    }
-    out
-}
 
 /// Per harmonic segment, the best triad of the notes that are not in the top voice `mel`.
 fn accompaniment_chords(w: &Window, h: &Harmony, mel: &[RollNote]) -> Vec<Option<Triad>> {
@@ -131,7 +105,7 @@ fn mean(v: &[f64]) -> Option<f64> {
 
 /// Fill the [`super::Family::Melody`] features; `h` from [`super::harmony::analyse`].
 pub fn melody_features(w: &Window, h: &Harmony, out: &mut FeatureSet) {
-    let mel = skyline(w);
+    let mel = top_voice(&w.notes);
     let intervals: Vec<i32> = mel
         .windows(2)
         .map(|p| (i32::from(p[1].pitch) - i32::from(p[0].pitch)).abs())

@@ -9,12 +9,13 @@ use super::chords::on_grid;
 use super::history::{velocity_label, Idea, IdeaInfo, StoredRoll};
 use super::params::{Role, Workflow};
 use super::pattern::{bar_ticks, PatternNote, PPQ};
-use super::roles::{role_keep, single_line, top_voice_roll};
+use super::roles::{role_keep, single_line};
 use super::shared::ModelInfo;
 use crate::checkpoint::CheckpointMeta;
 use crate::chords::ChordTrack;
 use crate::condition::Keep;
 use crate::generate::{Generator, Hooks, Method, Prompt, Request, SamplerConfig, Vary};
+use crate::roll::top_voice;
 use crate::roll::{Decode, Grid, RollNote, Velocity};
 
 use std::sync::atomic::AtomicBool;
@@ -391,7 +392,7 @@ pub fn generate(
     );
     stored.top_voice = single_line(s.role);
     let written = if stored.top_voice {
-        top_voice_roll(&generated.generated)
+        top_voice(&generated.generated)
     } else {
         generated.generated
     };

@@ -5,10 +5,10 @@
 
 use super::chords::ChordState;
 use super::pattern::{PatternNote, PPQ};
-use super::roles::top_voice_roll;
 use crate::chords::ChordTrack;
 use crate::condition::Known;
 use crate::generate::generated_notes;
+use crate::roll::top_voice;
 use crate::roll::{Decode, RollNote, RollSpec, Velocity, PITCHES};
 use serde::{Deserialize, Serialize};
 
@@ -170,7 +170,7 @@ impl StoredRoll {
         let tick = |f: usize| (f as f64 * self.ticks_per_frame).round().max(0.0) as u32;
         let mut generated = generated_notes(&spec, &raw, known.as_ref(), &d);
         if self.top_voice {
-            generated = top_voice_roll(&generated);
+            generated = top_voice(&generated);
         }
         let mut notes: Vec<PatternNote> = generated
             .into_iter()

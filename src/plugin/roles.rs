@@ -16,6 +16,7 @@
 use super::params::Role;
 use super::pattern::PatternNote;
 use crate::condition::Keep;
+use crate::roll::RollNote;
 
 /// What a role keeps: the kept notes in ticks and the keep spec; `None` for Full arrangement.
 /// `captured` and `current` are the captured input and the current idea's notes over the
@@ -68,33 +69,20 @@ pub fn single_line(role: Role) -> bool {
     role == Role::Melody
 }
 
-/// The highest voice: a note stays unless a higher one sounds at its start, and ends where
-/// the next kept note starts (one note at a time). Sorted.
+/// The top voice of pattern notes ([`crate::roll::top_voice`], the line `evaluate` reads as
+/// the melody).
 pub fn top_voice(notes: &[PatternNote]) -> Vec<PatternNote> {
-    let mut sorted = notes.to_vec();
-    sorted.sort_unstable_by_key(|n| (n.start, std::cmp::Reverse(n.pitch)));
-    let mut out: Vec<PatternNote> = Vec::with_capacity(sorted.len());
-    for n in &sorted {
-        let covered = sorted
-            .iter()
-            .any(|m| m.pitch > n.pitch && m.start <= n.start && m.end > n.start);
-        if covered || out.last().is_some_and(|l| l.start == n.start) {
-            continue;
-        }
-        if let Some(l) = out.last_mut() {
-            l.end = l.end.min(n.start);
-        }
-        out.push(*n);
-    }
-    out.retain(|n| n.end > n.start);
-    out.sort_unstable();
-    out
-}
-
-/// [`top_voice`] on notes of the model's grid.
-pub fn top_voice_roll(notes: &[crate::roll::RollNote]) -> Vec<crate::roll::RollNote> {
-    let as_ticks: Vec<PatternNote> = notes
+    let as_roll: Vec<RollNote> = notes
         .iter()
+        .map(|n| RollNote {
+            pitch: n.pitch,
+            start: n.start as usize,
+            end: n.end as usize,
+            velocity: n.velocity,
+        })
+        .collect();
+    let mut out: Vec<PatternNote> = crate::roll::top_voice(&as_roll)
+        .into_iter()
         .map(|n| PatternNote {
             start: n.start as u32,
             end: n.end as u32,
@@ -102,15 +90,8 @@ pub fn top_voice_roll(notes: &[crate::roll::RollNote]) -> Vec<crate::roll::RollN
             velocity: n.velocity,
         })
         .collect();
-    top_voice(&as_ticks)
-        .into_iter()
-        .map(|n| crate::roll::RollNote {
-            pitch: n.pitch,
-            start: n.start as usize,
-            end: n.end as usize,
-            velocity: n.velocity,
-        })
-        .collect()
+    out.sort_unstable();
+    out
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ mod notes;
 mod png;
 mod seconds;
 mod spec;
+mod voice;
 
 pub use bars::{estimate_bar_offset, read_pop909_downbeats, resolve_meter};
 pub use codec::{articulate, one_voice_per_pitch, Decode};
@@ -22,6 +23,7 @@ pub use notes::{
 pub use png::{render_png, write_png};
 pub use seconds::pretty_midi_roll;
 pub use spec::{Channels, Conditions, RollSpec};
+pub use voice::top_voice;
 
 /// Number of pitch rows.
 pub const PITCHES: usize = 128;
