@@ -9,14 +9,19 @@ ckpt=$1; out=$2; shift 2
 REF=${REF:?set REF to the folder of held-out song folders}; BIN=${BIN:-target/release}
 BARS=${BARS:-"9 25 41"}; SEEDS=${SEEDS:-"1 2"}
 rm -rf "$out"; mkdir -p "$out/with" "$out/without"
+# Each window gets its own seeds (shared by its pair): a baseline of a few repeated samples would
+# make the baseline's OA meaningless.
+n=0
 for song in "$REF"/*/*.mid; do
   id=$(basename "$song" .mid)
   for bar in $BARS; do
-    for seed in $SEEDS; do
+    n=$((n + 1))
+    for s in $SEEDS; do
+      seed=$((1000 * s + n))
       "$BIN/generate" --ckpt "$ckpt" --chords-from "$song" --from-bar "$bar" --class pop \
-        --seed "$seed" --num-samples 1 --out "$out/with/${id}_${bar}_${seed}" "$@" >/dev/null 2>&1 || true
+        --seed "$seed" --num-samples 1 --out "$out/with/${id}_${bar}_${s}" "$@" >/dev/null 2>&1 || true
       "$BIN/generate" --ckpt "$ckpt" --class pop \
-        --seed "$seed" --num-samples 1 --out "$out/without/${id}_${bar}_${seed}" "$@" >/dev/null 2>&1 || true
+        --seed "$seed" --num-samples 1 --out "$out/without/${id}_${bar}_${s}" "$@" >/dev/null 2>&1 || true
     done
   done
 done
