@@ -356,6 +356,20 @@ fn editor_opens_in_an_x11_window() {
         assert!(gui.show.expect("show")(plugin));
     }
 
+    // The first frame can take seconds in a debug build on a busy machine: wait for it (up to a
+    // minute) before the host starts, so that what follows sees repaints, not start-up.
+    for _ in 0..600 {
+        if CALLBACK.swap(false, Ordering::AcqRel) {
+            instance.call_on_main_thread_callback();
+        }
+        let img = grab(&xlib, display, parent, w, h);
+        let colours: std::collections::HashSet<[u8; 3]> = img.pixels().map(|p| p.0).collect();
+        if colours.len() > 8 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
     // The host stops for 100 blocks (the editor settles and stops asking for frames), then plays
     // for 300 (the playhead moves); main-thread callbacks are served. Every 20 blocks of play the
     // window's pixels are read back: the picture must change, with no input event sent to the

@@ -21,9 +21,10 @@ use super::chords::{beat_and_bar, estimate_progression, for_model, next_chords};
 use super::follow::ChordFollower;
 use super::generate::{capture_len, generate, layout, model_info, GenSettings, Sources};
 use super::history::velocity_label;
-use super::params::{ChordSource, JitParams};
+use super::params::{ChordSource, JitParams, Role, Workflow};
 use super::shared::{lock, Shared};
 use crate::checkpoint::{self, ModelWeights, Weights};
+use crate::default_model::Embedded;
 use crate::generate::{best_device, Generator};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -103,6 +104,7 @@ impl Worker {
                     shared,
                     params,
                     model: None,
+                    conditioned: None,
                     capture,
                     log: CaptureLog::default(),
                     follower: ChordFollower::default(),
@@ -162,6 +164,9 @@ struct WorkerLoop {
     shared: Arc<Shared>,
     params: Arc<JitParams>,
     model: Option<Generator>,
+    /// The embedded conditioned model, loaded on first use: requests with notes to keep or
+    /// chords go to it while the chosen model is the embedded default (`Embedded::for_request`).
+    conditioned: Option<Generator>,
     capture: rtrb::Consumer<Captured>,
     log: CaptureLog,
     follower: ChordFollower,
@@ -440,14 +445,48 @@ impl WorkerLoop {
         }
     }
 
+    /// Whether `s` goes to the embedded conditioned model, loading it on first use (if it cannot
+    /// be loaded, the chosen model serves and the message says why).
+    fn route_to_conditioned(&mut self, s: &GenSettings) -> bool {
+        let chosen_is_default = self
+            .model
+            .as_ref()
+            .is_some_and(|m| Embedded::from_name(&m.weights.source) == Some(Embedded::Default));
+        let has_prompt = s.workflow != Workflow::New || s.role != Role::Full;
+        let wanted = Embedded::for_request(has_prompt, s.chords.is_some());
+        if !chosen_is_default || wanted != Embedded::Conditioned {
+            return false;
+        }
+        if self.conditioned.is_none() {
+            let loaded = Embedded::Conditioned
+                .load()
+                .map_err(|e| e.to_string())
+                .and_then(|wt| Generator::new(wt, best_device()).map_err(|e| e.to_string()));
+            match loaded {
+                Ok(g) => self.conditioned = Some(g),
+                Err(e) => {
+                    self.shared
+                        .set_message(format!("cannot load the conditioned model: {e}"));
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
     fn generate(&mut self, start: Start) {
-        let Some(model) = &self.model else {
+        let mut s = self.settings();
+        let routed = self.route_to_conditioned(&s);
+        let model = match routed {
+            true => self.conditioned.as_ref(),
+            false => self.model.as_ref(),
+        };
+        let Some(model) = model else {
             self.shared
                 .set_message("no model loaded: load a checkpoint first");
             return;
         };
         let w = &self.shared.worker;
-        let mut s = self.settings();
         let lay = layout(model.meta(), &s);
         let captured = self.log.prompt(capture_len(&s, &lay), lay.bar_ticks);
         let epoch = self.shared.state.epoch();
@@ -494,10 +533,13 @@ impl WorkerLoop {
                 let n = idea.notes.len();
                 let bars = idea.bars;
                 w.last_millis.store(millis, Ordering::Relaxed);
-                let what = match s.vary {
+                let mut what = match s.vary {
                     Some(a) => format!("variation {a:.2}, "),
                     None => String::new(),
                 };
+                if routed {
+                    what.insert_str(0, "conditioned model, ");
+                }
                 match self.shared.state.push_idea(idea, epoch) {
                     Some(_) => self.shared.set_message(format!(
                         "{what}{bars} bars, {n} notes, seed {} in {:.2} s",

@@ -8,6 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use jit_music::checkpoint::{self, CheckpointMeta, ModelWeights, Weights};
 use jit_music::chords::ChordTrack;
 use jit_music::condition::Keep;
+use jit_music::default_model::Embedded;
 use jit_music::export::{notes_to_smf, ExportSpec};
 use jit_music::generate::{Generated, Generator, Prompt, Request, SamplerConfig, Vary};
 use jit_music::roll::{write_png, Decode, Velocity};
@@ -24,8 +25,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Generate MIDI with a JiT-Music diffusion model.
 ///
-/// Without --ckpt the model embedded in this binary is used (`inspect CKPT` lists another
-/// model's classes and recommended settings). Every sample gets a .mid file and a .json sidecar
+/// Without --ckpt a model embedded in this binary is used: the default for new ideas, the
+/// conditioned one (trained with known notes and chords) when there is a --prompt or chords.
+/// `inspect CKPT` lists another model's classes and recommended settings. Every sample gets a .mid file and a .json sidecar
 /// that reproduces it exactly (`--replay`).
 #[derive(Parser, Debug)]
 #[command(version)]
@@ -226,20 +228,27 @@ fn try_main() -> Result<()> {
     Ok(())
 }
 
-/// The model a run uses: a replay's, `--ckpt`, or the embedded default.
+/// The model a run uses: a replay's, `--ckpt`, or the embedded model for the request (the
+/// conditioned one when it has a prompt or chords: `Embedded::for_request`).
 fn load_model(a: &Args, replay: Option<&Sidecar>) -> Result<(ModelWeights, String)> {
     let (path, which) = match replay {
-        Some(s) if s.checkpoint != "embedded:default" => (
-            Some(PathBuf::from(&s.checkpoint)),
-            s.weights.parse().map_err(anyhow::Error::msg)?,
-        ),
-        Some(s) => (None, s.weights.parse().map_err(anyhow::Error::msg)?),
-        None => (a.ckpt.clone(), a.weights),
+        Some(s) => match Embedded::from_name(&s.checkpoint) {
+            Some(e) => return Ok((e.load()?, e.name().into())),
+            None => (
+                PathBuf::from(&s.checkpoint),
+                s.weights.parse().map_err(anyhow::Error::msg)?,
+            ),
+        },
+        None => match &a.ckpt {
+            Some(p) => (p.clone(), a.weights),
+            None => {
+                let has_chords = a.chords.is_some() || a.chords_from.is_some();
+                let e = Embedded::for_request(a.prompt.is_some(), has_chords);
+                return Ok((e.load()?, e.name().into()));
+            }
+        },
     };
-    match path {
-        Some(p) => Ok((checkpoint::load(&p, which)?, p.display().to_string())),
-        None => Ok((jit_music::default_model::load()?, "embedded:default".into())),
-    }
+    Ok((checkpoint::load(&path, which)?, path.display().to_string()))
 }
 
 /// Settings, prompt, chords and noises: a replay takes them all from its sidecar, a variation
