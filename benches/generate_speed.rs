@@ -1,4 +1,4 @@
-//! What a user waits for: 8 bars from the embedded default model through the one generation
+//! What a user waits for: 8 bars from each embedded model through the one generation
 //! path (`Generator::generate`, notes decoded), at the model's recommended settings and on the
 //! few-step paths beside them in one run, so the ratio is measured on the same machine state.
 //!
@@ -33,10 +33,16 @@ fn one(gen: &Generator, sampler: &SamplerConfig, seed: u64) -> usize {
 }
 
 fn bench(c: &mut Criterion) {
-    let mut models = vec![(
-        "default".to_string(),
-        jit_music::default_model::load().expect("embedded model"),
-    )];
+    let mut models = vec![
+        (
+            "default".to_string(),
+            jit_music::default_model::load().expect("embedded model"),
+        ),
+        (
+            "conditioned".to_string(),
+            jit_music::default_model::load_conditioned().expect("embedded model"),
+        ),
+    ];
     if let Ok(p) = std::env::var("JIT_BENCH_CKPT") {
         models.push((
             "ckpt".into(),
