@@ -27,42 +27,66 @@ fn prompt_file() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/midi/pop909/091/091.mid")
 }
 
-/// A tiny 2-class model on the beats grid (random weights are enough to test the plumbing).
+/// A tiny 2-class model on the beats grid, written once per test process under `file` (random
+/// weights are enough to test the plumbing): v1 (intensity, articulated, no conditions) or an
+/// onset/sustain model that takes known notes and chords.
+fn tiny_ckpt(file: &str, conditioned: bool) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("jit-gen-ckpt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut cfg = JitConfig::preset("tiny", 128, 128, 2).unwrap();
+    if conditioned {
+        cfg.in_channels = 2;
+        cfg.cond_channels = 5;
+    }
+    let vm = VarMap::new();
+    let net = JiT::new(&cfg, VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu)).unwrap();
+    let (channels, conditions) = match conditioned {
+        true => (
+            jit_music::roll::Channels::OnsetSustain,
+            jit_music::roll::Conditions {
+                known: true,
+                chords: true,
+            },
+        ),
+        false => Default::default(),
+    };
+    let meta = CheckpointMeta {
+        format_version: checkpoint::FORMAT_VERSION,
+        kind: Kind::Inference,
+        name: if conditioned {
+            "cond test model"
+        } else {
+            "test model"
+        }
+        .into(),
+        config: cfg,
+        roll: RollSpec {
+            grid: Grid::Beats { steps_per_beat: 4 },
+            pitch_low: 0,
+            pitches: 128,
+            frames: 128,
+            articulation: !conditioned,
+            channels,
+            conditions,
+        },
+        objective: Default::default(),
+        sampler: jit_music::sampler::SamplerConfig {
+            steps: if conditioned { 2 } else { 3 },
+            ..Default::default()
+        },
+        classes: vec!["pop".into(), "folk".into()],
+        step: 1,
+        info: serde_json::json!({}),
+    };
+    let p = dir.join(file);
+    checkpoint::save_inference(&p, &net, &meta).unwrap();
+    p
+}
+
+/// The v1 tiny model.
 fn test_ckpt() -> &'static Path {
     static P: OnceLock<PathBuf> = OnceLock::new();
-    P.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("jit-gen-ckpt-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let cfg = JitConfig::preset("tiny", 128, 128, 2).unwrap();
-        let vm = VarMap::new();
-        let net = JiT::new(&cfg, VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu)).unwrap();
-        let meta = CheckpointMeta {
-            format_version: checkpoint::FORMAT_VERSION,
-            kind: Kind::Inference,
-            name: "test model".into(),
-            config: cfg,
-            roll: RollSpec {
-                grid: Grid::Beats { steps_per_beat: 4 },
-                pitch_low: 0,
-                pitches: 128,
-                frames: 128,
-                articulation: true,
-                channels: Default::default(),
-                conditions: Default::default(),
-            },
-            objective: Default::default(),
-            sampler: jit_music::sampler::SamplerConfig {
-                steps: 3,
-                ..Default::default()
-            },
-            classes: vec!["pop".into(), "folk".into()],
-            step: 1,
-            info: serde_json::json!({}),
-        };
-        let p = dir.join("tiny.safetensors");
-        checkpoint::save_inference(&p, &net, &meta).unwrap();
-        p
-    })
+    P.get_or_init(|| tiny_ckpt("tiny.safetensors", false))
 }
 
 fn run(args: &[&str]) -> (bool, String) {
@@ -660,44 +684,7 @@ fn kept_notes_survive_any_threshold() {
 /// A tiny onset/sustain model that takes known notes and chords.
 fn cond_ckpt() -> &'static Path {
     static P: OnceLock<PathBuf> = OnceLock::new();
-    P.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("jit-gen-cond-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut cfg = JitConfig::preset("tiny", 128, 128, 2).unwrap();
-        cfg.in_channels = 2;
-        cfg.cond_channels = 5;
-        let vm = VarMap::new();
-        let net = JiT::new(&cfg, VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu)).unwrap();
-        let meta = CheckpointMeta {
-            format_version: checkpoint::FORMAT_VERSION,
-            kind: Kind::Inference,
-            name: "cond test model".into(),
-            config: cfg,
-            roll: RollSpec {
-                grid: Grid::Beats { steps_per_beat: 4 },
-                pitch_low: 0,
-                pitches: 128,
-                frames: 128,
-                articulation: false,
-                channels: jit_music::roll::Channels::OnsetSustain,
-                conditions: jit_music::roll::Conditions {
-                    known: true,
-                    chords: true,
-                },
-            },
-            objective: Default::default(),
-            sampler: jit_music::sampler::SamplerConfig {
-                steps: 2,
-                ..Default::default()
-            },
-            classes: vec!["pop".into(), "folk".into()],
-            step: 1,
-            info: serde_json::json!({}),
-        };
-        let p = dir.join("cond.safetensors");
-        checkpoint::save_inference(&p, &net, &meta).unwrap();
-        p
-    })
+    P.get_or_init(|| tiny_ckpt("cond.safetensors", true))
 }
 
 /// Chords: typed, from a MIDI file (POP909's annotations) or refused with the bar and column;
