@@ -301,10 +301,22 @@ fn live_mode_swaps_new_ideas_in_on_bar_lines() {
     load_state(&instance, &state(&session, params));
     let split = param_id(&instance, "Role split");
 
-    let bars = 24u64;
+    // 24 bars at least; where the worker is slow (a debug build on a busy 2-core CI machine) play
+    // on, up to 120 bars, until it has delivered three new ideas, then two bars more.
+    let mut bars = 24u64;
     let mut s = Session::start(&mut instance, 1000);
     let mut log = Vec::new();
+    let mut delivered = false;
     while s.sample < bars * BAR {
+        if s.sample % BAR == 0 && !delivered {
+            let (_, now) = saved_session(&instance);
+            delivered = now["ideas"].as_array().is_some_and(|a| a.len() >= 4);
+            if delivered {
+                bars = bars.max(s.sample / BAR + 2);
+            } else if s.sample + BAR >= bars * BAR && bars < 120 {
+                bars += 1;
+            }
+        }
         let mut input = EventBuffer::new();
         if s.sample == 10 * BAR {
             input.push(&ParamValueEvent::new(
