@@ -324,51 +324,10 @@ fn editor_opens_in_an_x11_window() {
 
     let gui: clap_plugin_gui = ext(&instance, CLAP_EXT_GUI);
     let plugin = instance.raw_instance() as *const _;
-    let (mut w, mut h) = (0u32, 0u32);
-    // SAFETY: CLAP GUI calls on the main thread, in the order the spec asks for.
-    unsafe {
-        assert!(gui.create.expect("create")(
-            plugin,
-            CLAP_WINDOW_API_X11.as_ptr(),
-            false
-        ));
-        assert!(gui.get_size.expect("get_size")(plugin, &mut w, &mut h));
-    }
-    assert!(w >= 400 && h >= 300, "editor size {w}x{h}");
-    // SAFETY: Xlib on our display.
-    let parent = unsafe {
-        let screen = (xlib.XDefaultScreen)(display);
-        let root = (xlib.XRootWindow)(display, screen);
-        let win = (xlib.XCreateSimpleWindow)(display, root, 0, 0, w, h, 0, 0, 0);
-        (xlib.XMapWindow)(display, win);
-        // XSync, not XFlush: the editor reparents from its own X connection, so the server must
-        // have made this window before set_parent (a rare BadWindow otherwise).
-        (xlib.XSync)(display, 0);
-        win
-    };
-    let window = clap_window {
-        api: CLAP_WINDOW_API_X11.as_ptr(),
-        specific: clap_window_handle { x11: parent },
-    };
-    // SAFETY: as above.
-    unsafe {
-        assert!(gui.set_parent.expect("set_parent")(plugin, &window));
-        assert!(gui.show.expect("show")(plugin));
-    }
-
-    // The first frame can take seconds in a debug build on a busy machine: wait for it (up to a
-    // minute) before the host starts, so that what follows sees repaints, not start-up.
-    for _ in 0..600 {
-        if CALLBACK.swap(false, Ordering::AcqRel) {
-            instance.call_on_main_thread_callback();
-        }
-        let img = grab(&xlib, display, parent, w, h);
-        let colours: std::collections::HashSet<[u8; 3]> = img.pixels().map(|p| p.0).collect();
-        if colours.len() > 8 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let (parent, w, h) = open_editor(&xlib, display, &gui, plugin);
+    // The first frame can take seconds in a debug build on a busy machine: wait for it before
+    // the host starts, so that what follows sees repaints, not start-up.
+    wait_for_first_frame(&mut instance, &xlib, display, parent, w, h);
 
     // The host stops for 100 blocks (the editor settles and stops asking for frames), then plays
     // for 300 (the playhead moves); main-thread callbacks are served. Every 20 blocks of play the
@@ -431,12 +390,8 @@ fn editor_opens_in_an_x11_window() {
         }
     }
     let first = first.expect("no frame read back");
-    let colours: std::collections::HashSet<[u8; 3]> = first.pixels().map(|p| p.0).collect();
-    assert!(
-        colours.len() > 8,
-        "the editor drew nothing ({} colours)",
-        colours.len()
-    );
+    let colours = colour_count(&first);
+    assert!(colours > 8, "the editor drew nothing ({colours} colours)");
     assert!(
         frames.len() >= 3,
         "the playhead did not move without input events ({} distinct frames)",
@@ -450,14 +405,104 @@ fn editor_opens_in_an_x11_window() {
         eprintln!("screenshot: {}", PathBuf::from(path).display());
     }
 
-    // SAFETY: as above; then the X window goes.
+    close_editor(&xlib, display, &gui, plugin, parent);
+
+    // Hosts close and reopen editors all the time: a second window on the same instance draws
+    // too (closing joins the first window's thread, see vendor/README.md).
+    let (parent, w, h) = open_editor(&xlib, display, &gui, plugin);
+    wait_for_first_frame(&mut instance, &xlib, display, parent, w, h);
+    close_editor(&xlib, display, &gui, plugin, parent);
+
+    // SAFETY: Xlib on our display.
+    unsafe { (xlib.XCloseDisplay)(display) };
+    instance.deactivate(audio.stop_processing());
+}
+
+/// Creates the editor in a new top-level X window (as a host embeds it) and shows it; returns
+/// that window and the editor's size.
+fn open_editor(
+    xlib: &x11_dl::xlib::Xlib,
+    display: *mut x11_dl::xlib::Display,
+    gui: &clap_plugin_gui,
+    plugin: *const clap_sys::plugin::clap_plugin,
+) -> (u64, u32, u32) {
+    let (mut w, mut h) = (0u32, 0u32);
+    // SAFETY: CLAP GUI calls on the main thread, in the order the spec asks for.
+    unsafe {
+        assert!(gui.create.expect("create")(
+            plugin,
+            CLAP_WINDOW_API_X11.as_ptr(),
+            false
+        ));
+        assert!(gui.get_size.expect("get_size")(plugin, &mut w, &mut h));
+    }
+    assert!(w >= 400 && h >= 300, "editor size {w}x{h}");
+    // SAFETY: Xlib on our display.
+    let parent = unsafe {
+        let screen = (xlib.XDefaultScreen)(display);
+        let root = (xlib.XRootWindow)(display, screen);
+        let win = (xlib.XCreateSimpleWindow)(display, root, 0, 0, w, h, 0, 0, 0);
+        (xlib.XMapWindow)(display, win);
+        // XSync, not XFlush: the editor reparents from its own X connection, so the server must
+        // have made this window before set_parent (a rare BadWindow otherwise).
+        (xlib.XSync)(display, 0);
+        win
+    };
+    let window = clap_window {
+        api: CLAP_WINDOW_API_X11.as_ptr(),
+        specific: clap_window_handle { x11: parent },
+    };
+    // SAFETY: as above.
+    unsafe {
+        assert!(gui.set_parent.expect("set_parent")(plugin, &window));
+        assert!(gui.show.expect("show")(plugin));
+    }
+    (parent, w, h)
+}
+
+/// Waits (up to a minute) until the editor has drawn something, serving main-thread callbacks.
+fn wait_for_first_frame(
+    instance: &mut PluginInstance<Host>,
+    xlib: &x11_dl::xlib::Xlib,
+    display: *mut x11_dl::xlib::Display,
+    parent: u64,
+    w: u32,
+    h: u32,
+) {
+    for _ in 0..600 {
+        if CALLBACK.swap(false, Ordering::AcqRel) {
+            instance.call_on_main_thread_callback();
+        }
+        if colour_count(&grab(xlib, display, parent, w, h)) > 8 {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("the editor drew nothing within a minute");
+}
+
+/// Hides and destroys the editor, then its host window.
+fn close_editor(
+    xlib: &x11_dl::xlib::Xlib,
+    display: *mut x11_dl::xlib::Display,
+    gui: &clap_plugin_gui,
+    plugin: *const clap_sys::plugin::clap_plugin,
+    parent: u64,
+) {
+    // SAFETY: CLAP GUI calls on the main thread; then Xlib on our display and window.
     unsafe {
         gui.hide.expect("hide")(plugin);
         gui.destroy.expect("destroy")(plugin);
         (xlib.XDestroyWindow)(display, parent);
-        (xlib.XCloseDisplay)(display);
+        (xlib.XSync)(display, 0);
     }
-    instance.deactivate(audio.stop_processing());
+}
+
+fn colour_count(img: &image::RgbImage) -> usize {
+    img.pixels()
+        .map(|p| p.0)
+        .collect::<std::collections::HashSet<[u8; 3]>>()
+        .len()
 }
 
 /// The window's pixels as the X server has them (children included), read with XGetImage.
