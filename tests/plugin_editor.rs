@@ -1,7 +1,8 @@
 //! The editor opens in a real X11 window through CLAP's GUI extension (as a host embeds it),
 //! draws the current idea under the chord lane (a typed progression), repaints the moving
 //! playhead while the transport runs with no input event at all (no pointer or key), and closes
-//! cleanly.
+//! cleanly; then opens again twice on the same instance, once closed after the host has already
+//! destroyed its window (X errors are logged, nothing crashes).
 //!
 //! Needs an X server: without `DISPLAY` it starts its own Xvfb (and fails, saying so, where Xvfb
 //! is not installed). Locally, with a screenshot:
@@ -405,13 +406,19 @@ fn editor_opens_in_an_x11_window() {
         eprintln!("screenshot: {}", PathBuf::from(path).display());
     }
 
-    close_editor(&xlib, display, &gui, plugin, parent);
+    close_editor(&xlib, display, &gui, plugin, parent, false);
 
     // Hosts close and reopen editors all the time: a second window on the same instance draws
-    // too (closing joins the first window's thread, see vendor/README.md).
+    // too (closing joins the first window's thread, see vendor/README.md). This time the host
+    // destroys its window before the editor, as Bitwig does (pugl PR 130).
     let (parent, w, h) = open_editor(&xlib, display, &gui, plugin);
     wait_for_first_frame(&mut instance, &xlib, display, parent, w, h);
-    close_editor(&xlib, display, &gui, plugin, parent);
+    close_editor(&xlib, display, &gui, plugin, parent, true);
+
+    // And a third time: the editor still opens and draws after that.
+    let (parent, w, h) = open_editor(&xlib, display, &gui, plugin);
+    wait_for_first_frame(&mut instance, &xlib, display, parent, w, h);
+    close_editor(&xlib, display, &gui, plugin, parent, false);
 
     // SAFETY: Xlib on our display.
     unsafe { (xlib.XCloseDisplay)(display) };
@@ -481,20 +488,28 @@ fn wait_for_first_frame(
     panic!("the editor drew nothing within a minute");
 }
 
-/// Hides and destroys the editor, then its host window.
+/// Hides and destroys the editor and destroys its host window: after the editor, or before it
+/// (`parent_first`, as some hosts do).
 fn close_editor(
     xlib: &x11_dl::xlib::Xlib,
     display: *mut x11_dl::xlib::Display,
     gui: &clap_plugin_gui,
     plugin: *const clap_sys::plugin::clap_plugin,
     parent: u64,
+    parent_first: bool,
 ) {
-    // SAFETY: CLAP GUI calls on the main thread; then Xlib on our display and window.
+    // SAFETY: Xlib on our display and window; CLAP GUI calls on the main thread.
     unsafe {
+        if parent_first {
+            (xlib.XDestroyWindow)(display, parent);
+            (xlib.XSync)(display, 0);
+        }
         gui.hide.expect("hide")(plugin);
         gui.destroy.expect("destroy")(plugin);
-        (xlib.XDestroyWindow)(display, parent);
-        (xlib.XSync)(display, 0);
+        if !parent_first {
+            (xlib.XDestroyWindow)(display, parent);
+            (xlib.XSync)(display, 0);
+        }
     }
 }
 
